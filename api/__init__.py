@@ -1,0 +1,1 @@
+"""Ruckus api package."""

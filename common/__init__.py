@@ -1,0 +1,1 @@
+"""Ruckus common package."""

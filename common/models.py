@@ -1,0 +1,276 @@
+"""Data shapes shared by the agent, the server and the workflows (the wire contract)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _assume_utc(value: datetime) -> datetime:
+    """Existing agents send naive UTC timestamps; keep every datetime zone-aware."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_assume_utc)]
+
+
+def utcnow() -> datetime:
+    """The current time, zone-aware (never call inside workflow code: use workflow.now())."""
+    return datetime.now(UTC)
+
+
+class WireModel(BaseModel):
+    """Base of every protocol model: unknown fields from other Ruckus versions are ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class OpenModel(BaseModel):
+    """Base of user-authored documents: unknown fields are kept so nothing is lost in storage."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+# Enumerations
+
+
+class AgentType(StrEnum):
+    WHITE_BOX = "white_box"
+    GRAY_BOX = "gray_box"
+    BLACK_BOX = "black_box"
+
+
+class JobStatusEnum(StrEnum):
+    QUEUED = "queued"
+    ASSIGNED = "assigned"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_JOB_STATUSES
+
+
+TERMINAL_JOB_STATUSES = frozenset(
+    {
+        JobStatusEnum.COMPLETED,
+        JobStatusEnum.FAILED,
+        JobStatusEnum.CANCELLED,
+        JobStatusEnum.TIMEOUT,
+    }
+)
+FAILED_JOB_STATUSES = frozenset(
+    {JobStatusEnum.FAILED, JobStatusEnum.CANCELLED, JobStatusEnum.TIMEOUT}
+)
+
+
+class AgentStatusEnum(StrEnum):
+    ACTIVE = "active"
+    IDLE = "idle"
+    ERROR = "error"
+    UNAVAILABLE = "unavailable"
+
+
+class TaskType(StrEnum):
+    LLM_GENERATION = "llm_generation"
+    GPU_BENCHMARK = "gpu_benchmark"
+    MEMORY_BENCHMARK = "memory_benchmark"
+    COMPUTE_BENCHMARK = "compute_benchmark"
+
+
+class FrameworkName(StrEnum):
+    PYTORCH = "pytorch"
+    TRANSFORMERS = "transformers"
+    VLLM = "vllm"
+    TENSORRT = "tensorrt"
+    ONNX = "onnx"
+    TRITON = "triton"
+    NUMPY = "numpy"
+    OPENAI = "openai"
+    UNKNOWN = "unknown"
+
+
+class PrecisionType(StrEnum):
+    FP64 = "fp64"
+    FP32 = "fp32"
+    TF32 = "tf32"
+    FP16 = "fp16"
+    BF16 = "bf16"
+    INT8 = "int8"
+    FP8 = "fp8"
+
+
+class PromptRole(StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+# Experiments
+
+
+class PromptMessage(OpenModel):
+    role: PromptRole
+    content: str
+
+
+class PromptTemplate(OpenModel):
+    messages: list[PromptMessage] = Field(default_factory=list)
+    extra_body: dict[str, Any] | None = None
+
+
+class TaskSpec(OpenModel):
+    name: str
+    type: TaskType
+    description: str | None = None
+    params: Any = None
+
+
+class FrameworkSpec(OpenModel):
+    name: FrameworkName = FrameworkName.UNKNOWN
+    params: Any = None
+
+
+class MetricsSpec(OpenModel):
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExperimentCapabilityRequirements(OpenModel):
+    required_capabilities: list[str] = Field(default_factory=list)
+    required_metrics: list[str] = Field(default_factory=list)
+    optional_metrics: list[str] = Field(default_factory=list)
+    gpu_requirements: dict[str, Any] | None = None
+    model_requirements: dict[str, Any] | None = None
+    system_requirements: dict[str, Any] | None = None
+    timeout_seconds: int = Field(default=3600, gt=0, description="The job deadline")
+
+
+def new_experiment_id() -> str:
+    return f"exp_{uuid.uuid4().hex[:12]}"
+
+
+ExperimentId = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+]
+
+
+class ExperimentSpec(OpenModel):
+    """What to run: a model, a task, a framework and the metrics to collect."""
+
+    id: ExperimentId = Field(default_factory=new_experiment_id)
+    name: str = Field(min_length=1)
+    description: str | None = None
+    model: str
+    task: TaskSpec
+    framework: FrameworkSpec = Field(default_factory=FrameworkSpec)
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    capability_requirements: ExperimentCapabilityRequirements | None = None
+    created_at: AwareDatetime = Field(default_factory=utcnow)
+    updated_at: AwareDatetime = Field(default_factory=utcnow)
+
+    @property
+    def timeout_seconds(self) -> int | None:
+        req = self.capability_requirements
+        return req.timeout_seconds if req is not None else None
+
+
+# Jobs
+
+
+class JobStatus(WireModel):
+    """A job's status as reported by the agent at `timestamp`."""
+
+    status: JobStatusEnum
+    timestamp: AwareDatetime = Field(default_factory=utcnow)
+    message: str = ""
+
+
+class ExecuteJobRequest(WireModel):
+    """The body of POST /api/v1/jobs on an agent."""
+
+    experiment_spec: ExperimentSpec
+    job_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+
+
+class ExecuteJobResponse(WireModel):
+    job_id: str
+    status: str = "accepted"
+
+
+class JobResult(WireModel):
+    """The outcome of one job on an agent."""
+
+    job_id: str
+    experiment_id: str
+    status: JobStatusEnum
+    started_at: AwareDatetime | None = None
+    completed_at: AwareDatetime | None = None
+    duration_seconds: float | None = Field(default=None, ge=0)
+    output: Any = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    model_actual: str | None = None
+    framework_version: str | None = None
+    hardware_info: dict[str, Any] = Field(default_factory=dict)
+    artifacts: list[str] = Field(default_factory=list)
+    error: str | None = None
+    error_type: str | None = None
+    traceback: str | None = None
+
+
+class JobInfo(WireModel):
+    """The server's record of one job: one experiment on one agent."""
+
+    job_id: str
+    experiment_id: str
+    agent_id: str
+    created_time: AwareDatetime
+    status: JobStatus
+
+
+# Agents
+
+
+class AgentInfo(WireModel):
+    agent_id: str
+    agent_name: str | None = None
+    agent_type: AgentType = AgentType.WHITE_BOX
+    system_info: dict[str, Any] = Field(default_factory=dict)
+    capabilities: dict[str, Any] = Field(default_factory=dict)
+    last_updated: AwareDatetime = Field(default_factory=utcnow)
+
+
+class AgentInfoResponse(WireModel):
+    agent_info: AgentInfo
+
+
+class RegisteredAgentInfo(AgentInfo):
+    """An agent as the server knows it: its info, where to reach it, its last known status."""
+
+    agent_url: str
+    registered_at: AwareDatetime = Field(default_factory=utcnow)
+    status: AgentStatusEnum = AgentStatusEnum.IDLE
+
+
+class AgentStatus(WireModel):
+    agent_id: str
+    status: AgentStatusEnum
+    running_jobs: list[str] = Field(default_factory=list)
+    queued_jobs: list[str] = Field(default_factory=list)
+    current_job_id: str | None = None
+    current_experiment_id: str | None = None
+    uptime_seconds: float = 0.0
+    timestamp: AwareDatetime = Field(default_factory=utcnow)
+    available_results: list[Any] = Field(default_factory=list)
+
+
+class AgentHealth(WireModel):
+    status: str
+    version: str
+    agent_id: str

@@ -1,0 +1,191 @@
+"""The StorageBackend contract: what the server keeps, whatever database holds it."""
+
+from __future__ import annotations
+
+import abc
+from enum import StrEnum
+from typing import Any
+
+from common.models import (
+    AgentStatusEnum,
+    ExperimentSpec,
+    JobInfo,
+    JobStatus,
+    JobStatusEnum,
+    RegisteredAgentInfo,
+)
+
+
+class StorageError(Exception):
+    """Base of the typed storage errors."""
+
+
+class NotFoundError(StorageError):
+    """An agent, experiment, job or result with that id does not exist (HTTP 404)."""
+
+
+class AlreadyExistsError(StorageError):
+    """Something with that id exists already (HTTP 409)."""
+
+
+class ConflictError(StorageError):
+    """The change contradicts the current state (HTTP 409)."""
+
+
+class JobSet(StrEnum):
+    """The four per-agent sets of the seed; a job is in exactly one."""
+
+    RUNNING = "running"
+    QUEUED = "queued"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+def job_set_for(status: JobStatusEnum) -> JobSet:
+    """The set a job with this status belongs to."""
+    if status is JobStatusEnum.QUEUED:
+        return JobSet.QUEUED
+    if status in (JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING):
+        return JobSet.RUNNING
+    if status is JobStatusEnum.COMPLETED:
+        return JobSet.COMPLETED
+    return JobSet.FAILED
+
+
+class StorageBackend(abc.ABC):
+    """Agents, experiments, the four job sets per agent, and results."""
+
+    # Lifecycle
+
+    @abc.abstractmethod
+    async def initialize(self) -> None:
+        """Connect and bring the schema up to date (Alembic migrations)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def health_check(self) -> bool:
+        """True when the database answers a trivial query."""
+
+    # Agents
+
+    @abc.abstractmethod
+    async def register_agent(self, agent: RegisteredAgentInfo) -> None:
+        """Raises AlreadyExistsError when the agent id is registered."""
+
+    @abc.abstractmethod
+    async def get_agent(self, agent_id: str) -> RegisteredAgentInfo:
+        """Raises NotFoundError."""
+
+    @abc.abstractmethod
+    async def list_agents(self) -> list[RegisteredAgentInfo]: ...
+
+    @abc.abstractmethod
+    async def update_agent_status(self, agent_id: str, status: AgentStatusEnum) -> None:
+        """Raises NotFoundError."""
+
+    @abc.abstractmethod
+    async def remove_agent(self, agent_id: str) -> None:
+        """Raises NotFoundError. The agent's jobs and results are kept as history."""
+
+    # Experiments
+
+    @abc.abstractmethod
+    async def create_experiment(self, spec: ExperimentSpec) -> ExperimentSpec:
+        """Raises AlreadyExistsError for a duplicate id."""
+
+    @abc.abstractmethod
+    async def get_experiment(self, experiment_id: str) -> ExperimentSpec:
+        """Raises NotFoundError."""
+
+    @abc.abstractmethod
+    async def list_experiments(self) -> list[ExperimentSpec]: ...
+
+    @abc.abstractmethod
+    async def delete_experiment(self, experiment_id: str) -> None:
+        """Raises NotFoundError, or ConflictError while the experiment has unfinished jobs."""
+
+    # Jobs: the seed's per-agent sets
+
+    @abc.abstractmethod
+    async def get_running_job(self, agent_id: str) -> JobInfo | None: ...
+
+    @abc.abstractmethod
+    async def set_running_job(self, job: JobInfo) -> None:
+        """Make `job` the agent's running job; ConflictError if another job is running."""
+
+    @abc.abstractmethod
+    async def update_running_job(self, agent_id: str, status: JobStatus) -> None:
+        """Update the status and timestamp of the agent's running job; NotFoundError if none."""
+
+    @abc.abstractmethod
+    async def clear_running_job(self, agent_id: str) -> None:
+        """The agent has no running job any more (its job leaves every set)."""
+
+    @abc.abstractmethod
+    async def get_queued_jobs(self, agent_id: str) -> list[JobInfo]:
+        """In FIFO order: first appended first."""
+
+    @abc.abstractmethod
+    async def append_queued_job(self, job: JobInfo) -> None: ...
+
+    @abc.abstractmethod
+    async def remove_queued_job(self, agent_id: str, job_id: str) -> None:
+        """Raises NotFoundError when the job is not queued for that agent."""
+
+    @abc.abstractmethod
+    async def get_completed_jobs(self, agent_id: str) -> list[JobInfo]: ...
+
+    @abc.abstractmethod
+    async def add_completed_job(self, job: JobInfo) -> None: ...
+
+    @abc.abstractmethod
+    async def get_failed_jobs(self, agent_id: str) -> list[JobInfo]: ...
+
+    @abc.abstractmethod
+    async def add_failed_job(self, job: JobInfo) -> None: ...
+
+    # Jobs: what the orchestration and the API need
+
+    @abc.abstractmethod
+    async def create_job(self, job: JobInfo) -> JobInfo:
+        """Insert a new job in the set of its status; AlreadyExistsError if the id is taken."""
+
+    @abc.abstractmethod
+    async def record_job_status(self, job_id: str, status: JobStatus) -> JobInfo:
+        """Atomically set a job's status and move it to the set that status belongs to.
+
+        Idempotent (the same transition twice changes nothing) and final: a job in a
+        terminal state keeps it, and the stored JobInfo is returned unchanged. Raises
+        NotFoundError for an unknown job, ConflictError if the agent has another running job.
+        """
+
+    @abc.abstractmethod
+    async def get_job(self, job_id: str) -> JobInfo:
+        """Raises NotFoundError."""
+
+    @abc.abstractmethod
+    async def list_jobs(
+        self,
+        *,
+        agent_id: str | None = None,
+        experiment_id: str | None = None,
+        status: JobStatusEnum | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JobInfo]:
+        """Newest first (by created_time)."""
+
+    # Results
+
+    @abc.abstractmethod
+    async def save_experiment_results(self, experiment_id: str, results: dict[str, Any]) -> None:
+        """Store one job's results (any JSON object with a `job_id`), replacing earlier ones."""
+
+    @abc.abstractmethod
+    async def get_job_results(self, job_id: str) -> dict[str, Any]:
+        """Raises NotFoundError."""
+
+    @abc.abstractmethod
+    async def list_results(self, experiment_id: str | None = None) -> list[dict[str, Any]]: ...

@@ -1,0 +1,1 @@
+"""Ruckus ruckus package."""

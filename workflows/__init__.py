@@ -1,0 +1,1 @@
+"""Ruckus workflows package."""
