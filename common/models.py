@@ -202,6 +202,8 @@ class ExecuteJobRequest(WireModel):
 class ExecuteJobResponse(WireModel):
     job_id: str
     status: str = "accepted"
+    # Set when the job id was already known to the agent: the job is not run again.
+    job_status: JobStatus | None = None
 
 
 class JobResult(WireModel):
