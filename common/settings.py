@@ -63,6 +63,9 @@ class JobManagerSettings(BaseSettings):
     busy_agent_recheck_maximum: float = Field(default=60.0, gt=0, description="Seconds")
     job_continue_as_new_polls: int = Field(default=500, ge=2)
     queue_continue_as_new_events: int = Field(default=2000, ge=10)
+    agent_token: SecretStr | None = Field(
+        default=None, description="Bearer token sent on every agent call"
+    )
     task_queue: str = "ruckus-jobs"
     temporal_namespace: str | None = Field(
         default=None, description="Overrides TEMPORAL_NAMESPACE when set"

@@ -1,0 +1,196 @@
+"""JobManager: creates jobs as Temporal workflows and answers questions about them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from common.jobs import JobUtility
+from common.models import JobInfo, JobStatus, JobStatusEnum, utcnow
+from common.settings import JobManagerSettings
+from common.storage import AlreadyExistsError, ConflictError, StorageBackend
+from common.temporal import AGENT_ID_KEY, EXPERIMENT_ID_KEY, JOB_STATUS_KEY, connect_temporal
+from workflows.agent_queue import AgentQueueWorkflow
+from workflows.job import JobWorkflow
+from workflows.types import JobInput, JobPolicy, QueueSnapshot, QueueState, queue_workflow_id
+
+log = logging.getLogger(__name__)
+
+MAX_ID_DRAWS = 20
+
+
+class JobAlreadyFinishedError(ConflictError):
+    """The job has reached a terminal state; it cannot be cancelled."""
+
+
+class TemporalUnavailableError(Exception):
+    """Temporal did not answer; the job was not created."""
+
+
+class JobManager:
+    """The facade the API uses for jobs; every job is a JobWorkflow with id = job id."""
+
+    def __init__(
+        self,
+        storage: StorageBackend,
+        client: Client | None = None,
+        settings: JobManagerSettings | None = None,
+    ) -> None:
+        self._storage = storage
+        self._client = client
+        self._settings = settings or JobManagerSettings()
+        # Serialises submissions per agent so queue order is submission order.
+        self._agent_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def start(self) -> None:
+        if self._client is None:
+            self._client = await connect_temporal(self._settings.temporal_namespace)
+
+    async def stop(self) -> None:
+        self._agent_locks.clear()
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise TemporalUnavailableError("the JobManager is not started")
+        return self._client
+
+    async def create_job(self, experiment_id: str, agent_id: str) -> JobInfo:
+        """Record the job, start its workflow and put it in its agent's queue.
+
+        Raises NotFoundError for an unknown experiment or agent before anything starts.
+        """
+        spec = await self._storage.get_experiment(experiment_id)
+        agent = await self._storage.get_agent(agent_id)
+        async with self._agent_locks[agent_id]:
+            job = await self._record_new_job(experiment_id, agent_id)
+            policy = JobPolicy.from_settings(self._settings)
+            inp = JobInput(
+                job=job,
+                spec=spec,
+                agent_url=agent.agent_url,
+                agent_status=agent.status,
+                policy=policy,
+            )
+            try:
+                await self._start_workflow(inp, spec.name)
+                await self._enqueue(job)
+            except (RPCError, RuntimeError) as err:
+                await self._abandon(job, err)
+                raise TemporalUnavailableError(f"Temporal is unavailable: {err}") from err
+        return job
+
+    async def get_job(self, job_id: str) -> JobInfo:
+        return await self._storage.get_job(job_id)
+
+    async def list_jobs(
+        self,
+        *,
+        agent_id: str | None = None,
+        experiment_id: str | None = None,
+        status: JobStatusEnum | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JobInfo]:
+        return await self._storage.list_jobs(
+            agent_id=agent_id,
+            experiment_id=experiment_id,
+            status=status,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def cancel_job(self, job_id: str) -> None:
+        """Ask the job's workflow to cancel; it leaves the queue or is stopped on its agent."""
+        job = await self._storage.get_job(job_id)
+        if job.status.status.is_terminal:
+            raise JobAlreadyFinishedError(
+                f"job {job_id} already finished with status {job.status.status.value}"
+            )
+        try:
+            await self.client.get_workflow_handle(job_id).cancel()
+        except RPCError as err:
+            raise TemporalUnavailableError(f"Temporal is unavailable: {err}") from err
+
+    async def agent_queue(self, agent_id: str) -> QueueSnapshot:
+        """The agent's running job and queue, as its queue workflow sees them."""
+        handle = self.client.get_workflow_handle_for(
+            AgentQueueWorkflow.run, queue_workflow_id(agent_id)
+        )
+        return await handle.query(AgentQueueWorkflow.snapshot)
+
+    async def _record_new_job(self, experiment_id: str, agent_id: str) -> JobInfo:
+        for _ in range(MAX_ID_DRAWS):
+            job = JobInfo(
+                job_id=JobUtility.generate_job_id(),
+                experiment_id=experiment_id,
+                agent_id=agent_id,
+                created_time=utcnow(),
+                status=JobStatus(status=JobStatusEnum.QUEUED, message="waiting for the agent"),
+            )
+            try:
+                return await self._storage.create_job(job)
+            except AlreadyExistsError:
+                log.info("job id %s is taken; drawing another", job.job_id)
+        raise RuntimeError(f"no free job id after {MAX_ID_DRAWS} draws")
+
+    async def _start_workflow(self, inp: JobInput, experiment_name: str) -> WorkflowHandle:
+        job = inp.job
+        try:
+            return await self.client.start_workflow(
+                JobWorkflow.run,
+                inp,
+                id=job.job_id,
+                task_queue=self._settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(AGENT_ID_KEY, job.agent_id),
+                        SearchAttributePair(EXPERIMENT_ID_KEY, job.experiment_id),
+                        SearchAttributePair(JOB_STATUS_KEY, job.status.status.value),
+                    ]
+                ),
+                static_summary=(f"{experiment_name} ({job.experiment_id}) on agent {job.agent_id}"),
+            )
+        except WorkflowAlreadyStartedError as err:
+            # Temporal remembers a job the storage does not: never reuse its id.
+            raise RuntimeError(f"workflow id {job.job_id} is taken") from err
+
+    async def _enqueue(self, job: JobInfo) -> None:
+        await self.client.start_workflow(
+            AgentQueueWorkflow.run,
+            QueueState(
+                agent_id=job.agent_id,
+                continue_as_new_events=self._settings.queue_continue_as_new_events,
+            ),
+            id=queue_workflow_id(job.agent_id),
+            task_queue=self._settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_signal="enqueue",
+            start_signal_args=[job.job_id],
+            static_summary=f"queue of agent {job.agent_id}",
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(AGENT_ID_KEY, job.agent_id)]
+            ),
+        )
+
+    async def _abandon(self, job: JobInfo, err: Exception) -> None:
+        """The job could not be started: leave a FAILED record that says why."""
+        message = f"could not start the job's workflow: {err}"
+        try:
+            await self._storage.record_job_status(
+                job.job_id, JobStatus(status=JobStatusEnum.FAILED, message=message)
+            )
+        except Exception:
+            log.exception("job %s: could not record its failure to start", job.job_id)

@@ -1,0 +1,70 @@
+"""One job at a time per agent, in submission order, with cancel in every state."""
+
+from __future__ import annotations
+
+import asyncio
+
+from api.job_manager import JobManager
+from common.models import JobStatusEnum
+from common.storage import StorageBackend
+from tests.orchestration.conftest import new_experiment, sets_holding, wait_for_status
+from tests.support.stack import FakeAgent, wait_until
+
+DONE, CANCELLED = JobStatusEnum.COMPLETED, JobStatusEnum.CANCELLED
+
+
+async def test_twenty_concurrent_jobs_run_one_at_a_time_in_submission_order(
+    job_manager: JobManager, storage: StorageBackend, fake_agent: FakeAgent
+) -> None:
+    await fake_agent.control(job_duration=0.05)
+    exp = await new_experiment(storage)
+    jobs = await asyncio.gather(
+        *(job_manager.create_job(exp.id, fake_agent.agent_id) for _ in range(20))
+    )
+    for job in jobs:
+        await wait_for_status(job_manager, job.job_id, DONE, timeout=60)
+
+    submitted = [j.job_id for j in sorted(jobs, key=lambda j: j.created_time)]
+    log = await fake_agent.log()
+    executes = [e for e in log if e["call"] == "execute"]
+    assert [e["job_id"] for e in executes] == submitted  # each once, in order
+    assert all(e["concurrent"] == [] for e in executes)  # never a second job while one runs
+    for job in jobs:
+        assert await sets_holding(storage, await job_manager.get_job(job.job_id)) == ["completed"]
+
+
+async def test_cancel_a_queued_job_and_a_running_job(
+    job_manager: JobManager, storage: StorageBackend, fake_agent: FakeAgent
+) -> None:
+    await fake_agent.control(job_duration=None)
+    exp = await new_experiment(storage)
+    first = await job_manager.create_job(exp.id, fake_agent.agent_id)
+    second = await job_manager.create_job(exp.id, fake_agent.agent_id)
+    third = await job_manager.create_job(exp.id, fake_agent.agent_id)
+    await wait_for_status(job_manager, first.job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
+
+    snapshot = await job_manager.agent_queue(fake_agent.agent_id)
+    assert snapshot.running == first.job_id
+    assert snapshot.queued == [second.job_id, third.job_id]
+
+    await job_manager.cancel_job(second.job_id)
+    cancelled = await wait_for_status(job_manager, second.job_id, CANCELLED)
+    assert await sets_holding(storage, cancelled) == ["failed"]
+
+    await job_manager.cancel_job(first.job_id)
+    stopped = await wait_for_status(job_manager, first.job_id, CANCELLED)
+    assert await sets_holding(storage, stopped) == ["failed"]
+    cancels = [e["job_id"] for e in await fake_agent.log() if e["call"] == "cancel"]
+    assert cancels == [first.job_id]
+
+    # The agent passes to the next job; the cancelled queued job never reached it.
+    await wait_until(lambda: _executed_includes(fake_agent, third.job_id), what="third job")
+    assert await fake_agent.executed() == [first.job_id, third.job_id]
+    await fake_agent.finish(third.job_id)
+    await wait_for_status(job_manager, third.job_id, DONE)
+    snapshot = await job_manager.agent_queue(fake_agent.agent_id)
+    assert snapshot.running is None and snapshot.queued == []
+
+
+async def _executed_includes(agent: FakeAgent, job_id: str) -> bool:
+    return job_id in await agent.executed()

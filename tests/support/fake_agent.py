@@ -1,0 +1,214 @@
+"""A controllable agent for tests: speaks the agent protocol and misbehaves on request.
+
+Run as `python -m tests.support.fake_agent --port P`. Tests steer it through /control.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import uvicorn
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+Mode = Literal["ok", "error500", "hang", "garbage", "reject400"]
+
+
+class Behaviour(BaseModel):
+    agent_status: Literal["idle", "active", "error", "auto"] = "auto"
+    status_mode: Mode = "ok"
+    execute_mode: Mode = "ok"
+    job_status_mode: Mode = "ok"
+    results_mode: Mode = "ok"
+    # Seconds a job runs before completing by itself; None = until /control/finish.
+    job_duration: float | None = 0.0
+    final_status: str = "completed"
+    # While set, a running job is reported with this status (e.g. "queued").
+    job_report: str | None = None
+
+
+class Job(BaseModel):
+    job_id: str
+    experiment_id: str
+    status: str = "running"
+    message: str = "running"
+    started_at: datetime
+    finishes_at: datetime | None = None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_app(agent_id: str) -> FastAPI:
+    app = FastAPI()
+    behaviour = Behaviour()
+    jobs: dict[str, Job] = {}
+    log: list[dict[str, Any]] = []
+
+    def advance() -> None:
+        for job in jobs.values():
+            if job.status == "running" and job.finishes_at and now() >= job.finishes_at:
+                job.status = behaviour.final_status
+                job.message = f"job {job.status}"
+
+    def running() -> list[Job]:
+        advance()
+        return [j for j in jobs.values() if j.status == "running"]
+
+    async def misbehave(mode: Mode) -> Response | None:
+        if mode == "error500":
+            return JSONResponse({"detail": "injected failure"}, status_code=500)
+        if mode == "reject400":
+            return JSONResponse({"detail": "injected rejection"}, status_code=400)
+        if mode == "hang":
+            await asyncio.sleep(3600)
+        if mode == "garbage":
+            return Response(b"{not json", media_type="application/json")
+        return None
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "healthy", "version": "test", "agent_id": agent_id}
+
+    @app.get("/api/v1/info")
+    async def info() -> dict[str, Any]:
+        return {
+            "agent_info": {"agent_id": agent_id, "agent_name": "fake", "agent_type": "white_box"}
+        }
+
+    @app.get("/api/v1/status")
+    async def status() -> Any:
+        bad = await misbehave(behaviour.status_mode)
+        if bad is not None:
+            return bad
+        current = running()
+        state = behaviour.agent_status
+        if state == "auto":
+            state = "active" if current else "idle"
+        log.append({"call": "status", "answer": state, "at": now().isoformat()})
+        return {
+            "agent_id": agent_id,
+            "status": state,
+            "running_jobs": [j.job_id for j in current],
+            "uptime_seconds": 1.0,
+            "timestamp": now().isoformat(),
+        }
+
+    @app.post("/api/v1/jobs")
+    async def execute(request: Request) -> Any:
+        body = await request.json()
+        job_id = body["job_id"]
+        log.append(
+            {
+                "call": "execute",
+                "job_id": job_id,
+                "at": now().isoformat(),
+                "concurrent": [j.job_id for j in running()],
+            }
+        )
+        bad = await misbehave(behaviour.execute_mode)
+        if bad is not None:
+            return bad
+        if job_id in jobs:
+            return {"job_id": job_id, "status": "accepted"}
+        if running():
+            raise HTTPException(409, "busy with another job")
+        started = now()
+        finishes = None
+        if behaviour.job_duration is not None:
+            finishes = datetime.fromtimestamp(started.timestamp() + behaviour.job_duration, UTC)
+        jobs[job_id] = Job(
+            job_id=job_id,
+            experiment_id=body["experiment_spec"]["id"],
+            started_at=started,
+            finishes_at=finishes,
+        )
+        return {"job_id": job_id, "status": "accepted"}
+
+    @app.get("/api/v1/status/{job_id}")
+    async def job_status(job_id: str) -> Any:
+        bad = await misbehave(behaviour.job_status_mode)
+        if bad is not None:
+            return bad
+        advance()
+        job = jobs.get(job_id)
+        log.append({"call": "job_status", "job_id": job_id, "at": now().isoformat()})
+        if job is None:
+            raise HTTPException(404, "unknown job")
+        status = job.status
+        if status == "running" and behaviour.job_report:
+            status = behaviour.job_report
+        # Existing agents send no timestamp: the server must cope.
+        return {"job_id": job_id, "status": status, "message": job.message}
+
+    @app.get("/api/v1/results/{job_id}")
+    async def results(job_id: str) -> Any:
+        bad = await misbehave(behaviour.results_mode)
+        if bad is not None:
+            return bad
+        advance()
+        job = jobs.get(job_id)
+        if job is None or job.status == "running":
+            raise HTTPException(404, "no results")
+        return {
+            "job_id": job_id,
+            "experiment_id": job.experiment_id,
+            "status": job.status,
+            "started_at": job.started_at.isoformat(),
+            "completed_at": now().isoformat(),
+            "metrics": {"answer": 42},
+            "output": {"agent": agent_id},
+        }
+
+    @app.delete("/api/v1/jobs/{job_id}")
+    async def cancel(job_id: str) -> Any:
+        log.append({"call": "cancel", "job_id": job_id, "at": now().isoformat()})
+        job = jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, "unknown job")
+        if job.status == "running":
+            job.status, job.message = "cancelled", "cancelled on request"
+        return {"job_id": job_id, "status": job.status}
+
+    # Test controls
+
+    @app.post("/control")
+    async def control(update: dict[str, Any]) -> Behaviour:
+        nonlocal behaviour
+        behaviour = behaviour.model_copy(
+            update=Behaviour.model_validate(behaviour.model_dump() | update).model_dump()
+        )
+        return behaviour
+
+    @app.post("/control/finish/{job_id}")
+    async def finish(job_id: str, status: str = "completed") -> dict[str, str]:
+        jobs[job_id].status, jobs[job_id].message = status, f"job {status}"
+        return {"job_id": job_id, "status": status}
+
+    @app.get("/control/log")
+    async def get_log() -> list[dict[str, Any]]:
+        return log
+
+    @app.get("/control/jobs")
+    async def get_jobs() -> dict[str, Job]:
+        advance()
+        return jobs
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--agent-id", default="fake-agent")
+    args = parser.parse_args()
+    uvicorn.run(build_app(args.agent_id), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

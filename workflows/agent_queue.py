@@ -1,0 +1,75 @@
+"""AgentQueueWorkflow: the one place that grants an agent to a job, first come first served."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.types import QueueSnapshot, QueueState
+
+# Job ids remembered after they finish, so a late or repeated enqueue is not run again.
+FINISHED_MEMORY = 1000
+GRANT_SIGNAL = "grant"
+
+
+@workflow.defn
+class AgentQueueWorkflow:
+    @workflow.init
+    def __init__(self, state: QueueState) -> None:
+        self._state = state
+        self._finished = set(state.finished)
+
+    @workflow.run
+    async def run(self, state: QueueState) -> None:
+        while True:
+            await workflow.wait_condition(lambda: self._can_grant() or self._history_is_long())
+            if self._history_is_long():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(self._state)
+            await self._grant(self._state.waiting.pop(0))
+
+    @workflow.signal
+    def enqueue(self, job_id: str) -> None:
+        """Put a job at the end of the queue; a job already known is not queued twice."""
+        s = self._state
+        if job_id == s.holder or job_id in s.waiting or job_id in self._finished:
+            return
+        s.waiting.append(job_id)
+
+    @workflow.signal
+    def release(self, job_id: str) -> None:
+        """The job is done with the agent, or no longer wants it."""
+        s = self._state
+        if s.holder == job_id:
+            s.holder = None
+        elif job_id in s.waiting:
+            s.waiting.remove(job_id)
+        self._remember_finished(job_id)
+
+    @workflow.query
+    def snapshot(self) -> QueueSnapshot:
+        s = self._state
+        return QueueSnapshot(agent_id=s.agent_id, running=s.holder, queued=list(s.waiting))
+
+    async def _grant(self, job_id: str) -> None:
+        self._state.holder = job_id
+        try:
+            await workflow.get_external_workflow_handle(job_id).signal(GRANT_SIGNAL)
+        except Exception as err:  # the job's workflow is gone: hand the agent on
+            workflow.logger.warning("cannot grant agent to %s: %s", job_id, err)
+            self.release(job_id)
+
+    def _can_grant(self) -> bool:
+        return self._state.holder is None and bool(self._state.waiting)
+
+    def _history_is_long(self) -> bool:
+        return workflow.info().get_current_history_length() >= self._state.continue_as_new_events
+
+    def _remember_finished(self, job_id: str) -> None:
+        s = self._state
+        if job_id in self._finished:
+            return
+        self._finished.add(job_id)
+        s.finished.append(job_id)
+        if len(s.finished) > FINISHED_MEMORY:
+            self._finished.discard(s.finished.pop(0))

@@ -1,0 +1,265 @@
+"""JobWorkflow: the story of one job, from the agent's queue to its results."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+
+with workflow.unsafe.imports_passed_through():
+    from activities.agent_calls import AgentActivities
+    from activities.errors import AGENT_BUSY, AGENT_UNKNOWN_JOB, NON_RETRYABLE
+    from activities.storage_writes import StorageActivities
+    from activities.types import AgentCall, ExecuteCall, JobCall, ResultsTransfer, StatusRecord
+    from common.models import AgentStatusEnum, JobStatus, JobStatusEnum
+    from common.temporal import JOB_STATUS_KEY
+    from workflows.types import JobInput, JobProgress, queue_workflow_id
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+# Recorded even when nothing changed, so the stored timestamp shows the job is watched.
+RECORD_REFRESH = timedelta(seconds=60)
+
+
+class AgentCallFailed(Exception):
+    """An agent call failed for good; the message names the call and the cause."""
+
+    def __init__(self, message: str, kind: str | None) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@workflow.defn
+class JobWorkflow:
+    @workflow.init
+    def __init__(self, inp: JobInput) -> None:
+        self._inp = inp
+        self._job = inp.job
+        self._granted = inp.progress is not None
+        self._poll_requested = False
+        self._progress = inp.progress
+        self._sent = inp.progress is not None
+
+    @workflow.run
+    async def run(self, inp: JobInput) -> JobStatus:
+        try:
+            if self._progress is None:
+                if inp.agent_status is AgentStatusEnum.UNAVAILABLE:
+                    return await self._finish(JobStatusEnum.FAILED, "agent unavailable")
+                await workflow.wait_condition(lambda: self._granted)
+                failed = await self._dispatch()
+                if failed is not None:
+                    return await self._finish(JobStatusEnum.FAILED, failed)
+            return await self._watch()
+        except asyncio.CancelledError:
+            return await self._finish(JobStatusEnum.CANCELLED, "cancelled by request", stop=True)
+
+    @workflow.signal
+    def grant(self) -> None:
+        """The agent's queue hands this job the agent."""
+        self._granted = True
+
+    @workflow.signal
+    def poll_now(self) -> None:
+        """The agent says the job changed: poll at once instead of at the next tick."""
+        self._poll_requested = True
+
+    @workflow.query
+    def status(self) -> JobStatus:
+        return self._job.status
+
+    # The steps of the story
+
+    async def _dispatch(self) -> str | None:
+        """Send the job to its agent once the agent is idle; a failure message otherwise."""
+        recheck = self._inp.policy.busy_recheck_initial
+        while True:
+            try:
+                agent = await self._call(
+                    AgentActivities.get_agent_status, AgentCall(agent_url=self._inp.agent_url)
+                )
+            except AgentCallFailed as err:
+                return str(err)
+            if agent.status is AgentStatusEnum.IDLE:
+                self._sent = True
+                try:
+                    await self._call(AgentActivities.execute_experiment, self._execute_call())
+                except AgentCallFailed as err:
+                    if err.kind != AGENT_BUSY:
+                        return str(err)
+                else:
+                    await self._started()
+                    return None
+            elif agent.status in (AgentStatusEnum.ERROR, AgentStatusEnum.UNAVAILABLE):
+                return f"agent reported status {agent.status.value}"
+            await self._record(JobStatusEnum.QUEUED, "agent busy with other work")
+            await workflow.sleep(recheck)
+            recheck = min(recheck * 2, self._inp.policy.busy_recheck_maximum)
+
+    async def _started(self) -> None:
+        now = workflow.now()
+        await self._record(JobStatusEnum.ASSIGNED, "job sent to the agent")
+        self._progress = JobProgress(
+            dispatched_at=now,
+            deadline=now + self._inp.timeout,
+            last_recorded=self._job.status,
+            last_recorded_at=now,
+        )
+
+    async def _watch(self) -> JobStatus:
+        """Poll the agent on a durable timer until the job ends or its deadline passes."""
+        assert self._progress is not None
+        policy = self._inp.policy
+        for _ in range(policy.continue_as_new_polls):
+            remaining = (self._progress.deadline - workflow.now()).total_seconds()
+            if remaining <= 0:
+                return await self._finish(
+                    JobStatusEnum.TIMEOUT,
+                    f"job exceeded its deadline of {self._inp.timeout.total_seconds():g} s",
+                    stop=True,
+                )
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._poll_requested, timeout=min(policy.polling_interval, remaining)
+                )
+            self._poll_requested = False
+            try:
+                reported = await self._call(AgentActivities.get_job_status, self._job_call())
+            except AgentCallFailed as err:
+                if err.kind == AGENT_UNKNOWN_JOB:
+                    return await self._finish(JobStatusEnum.FAILED, f"agent lost the job: {err}")
+                return await self._finish(JobStatusEnum.FAILED, str(err))
+            if reported.status.is_terminal:
+                return await self._finish(reported.status, reported.message, at=reported.timestamp)
+            if reported.status is not JobStatusEnum.QUEUED:
+                await self._refresh(reported)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(self._inp.model_copy(update={"progress": self._progress}))
+
+    async def _refresh(self, reported: JobStatus) -> None:
+        assert self._progress is not None
+        last = self._job.status
+        changed = (reported.status, reported.message) != (last.status, last.message)
+        stale = workflow.now() - self._progress.last_recorded_at >= RECORD_REFRESH
+        if changed or stale:
+            await self._record(reported.status, reported.message, at=reported.timestamp)
+            self._progress.last_recorded_at = workflow.now()
+
+    async def _finish(
+        self,
+        status: JobStatusEnum,
+        message: str,
+        *,
+        at: datetime | None = None,
+        stop: bool = False,
+    ) -> JobStatus:
+        """Stop the job on its agent if asked, keep its results, record the end, free the agent."""
+        if stop and self._sent:
+            try:
+                await self._call(AgentActivities.cancel_job, self._job_call())
+            except AgentCallFailed as err:
+                workflow.logger.warning("job %s: %s", self._job.job_id, err)
+        if self._sent:
+            await self._save_results()
+        await self._record(status, message, at=at)
+        await self._release()
+        return self._job.status
+
+    async def _save_results(self) -> None:
+        transfer = ResultsTransfer(
+            agent_url=self._inp.agent_url,
+            job_id=self._job.job_id,
+            experiment_id=self._job.experiment_id,
+        )
+        try:
+            await workflow.execute_activity_method(
+                StorageActivities.transfer_results,
+                transfer,
+                start_to_close_timeout=timedelta(seconds=60 + self._inp.policy.agent_call_timeout),
+                retry_policy=self._retry_policy(),
+            )
+        except (ActivityError, ApplicationError) as err:
+            workflow.logger.error(
+                "job %s: results could not be retrieved: %s", self._job.job_id, _cause(err)
+            )
+
+    async def _release(self) -> None:
+        queue = workflow.get_external_workflow_handle(queue_workflow_id(self._job.agent_id))
+        try:
+            await queue.signal("release", self._job.job_id)
+        except Exception as err:  # no queue means nothing to release
+            workflow.logger.warning("job %s: release failed: %s", self._job.job_id, err)
+
+    async def _record(
+        self, status: JobStatusEnum, message: str, *, at: datetime | None = None
+    ) -> None:
+        new = JobStatus(status=status, message=message, timestamp=at or workflow.now())
+        current = self._job.status
+        if (new.status, new.message) == (current.status, current.message):
+            return
+        stored = await workflow.execute_local_activity_method(
+            StorageActivities.record_job_status,
+            StatusRecord(job_id=self._job.job_id, status=new),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(
+                maximum_interval=timedelta(seconds=30), non_retryable_error_types=NON_RETRYABLE
+            ),
+        )
+        self._job = stored
+        if stored.status.status is not current.status:
+            workflow.upsert_search_attributes([JOB_STATUS_KEY.value_set(stored.status.status)])
+
+    # Plumbing
+
+    async def _call(self, activity: Callable[[Any, A], Awaitable[R]], arg: A) -> R:
+        """Run a short agent call as a local activity, retried by the job's policy."""
+        try:
+            return await workflow.execute_local_activity_method(
+                activity,
+                arg,
+                start_to_close_timeout=timedelta(seconds=self._inp.policy.agent_call_timeout + 5),
+                retry_policy=self._retry_policy(),
+            )
+        except (ActivityError, ApplicationError) as err:
+            if is_cancelled_exception(err):
+                raise asyncio.CancelledError from err
+            failure = _application_failure(err)
+            kind = failure.type if failure is not None else None
+            message = failure.message if failure is not None else str(err)
+            raise AgentCallFailed(message, kind) from err
+
+    def _execute_call(self) -> ExecuteCall:
+        return ExecuteCall(
+            agent_url=self._inp.agent_url, job_id=self._job.job_id, spec=self._inp.spec
+        )
+
+    def _job_call(self) -> JobCall:
+        return JobCall(agent_url=self._inp.agent_url, job_id=self._job.job_id)
+
+    def _retry_policy(self) -> RetryPolicy:
+        p = self._inp.policy
+        return RetryPolicy(
+            initial_interval=timedelta(seconds=p.retry_initial_interval),
+            maximum_interval=timedelta(seconds=p.retry_maximum_interval),
+            maximum_attempts=p.retry_maximum_attempts,
+            non_retryable_error_types=NON_RETRYABLE,
+        )
+
+
+def _application_failure(err: BaseException) -> ApplicationError | None:
+    """The ApplicationError behind an activity failure (local ones may arrive unwrapped)."""
+    while err is not None and not isinstance(err, ApplicationError):
+        err = err.cause if isinstance(err, ActivityError) else None  # type: ignore[assignment]
+    return err
+
+
+def _cause(err: BaseException) -> str:
+    failure = _application_failure(err)
+    return failure.message if failure is not None else str(err)

@@ -1,0 +1,81 @@
+"""Inputs, carried state and query answers of the Ruckus workflows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, Field
+
+from common.models import AgentStatusEnum, ExperimentSpec, JobInfo, JobStatus
+from common.settings import JobManagerSettings
+
+
+class JobPolicy(BaseModel):
+    """The settings a job workflow runs by, fixed when the job is created."""
+
+    polling_interval: float = 5.0
+    agent_call_timeout: float = 10.0
+    retry_initial_interval: float = 1.0
+    retry_maximum_interval: float = 10.0
+    retry_maximum_attempts: int = 5
+    default_timeout: float = 3600.0
+    busy_recheck_initial: float = 2.0
+    busy_recheck_maximum: float = 60.0
+    continue_as_new_polls: int = 500
+
+    @classmethod
+    def from_settings(cls, settings: JobManagerSettings) -> JobPolicy:
+        return cls(
+            polling_interval=settings.job_status_polling_interval,
+            agent_call_timeout=settings.agent_call_timeout,
+            retry_initial_interval=settings.agent_retry_initial_interval,
+            retry_maximum_interval=settings.agent_retry_maximum_interval,
+            retry_maximum_attempts=settings.agent_retry_maximum_attempts,
+            default_timeout=settings.default_job_timeout,
+            busy_recheck_initial=settings.busy_agent_recheck_initial,
+            busy_recheck_maximum=settings.busy_agent_recheck_maximum,
+            continue_as_new_polls=settings.job_continue_as_new_polls,
+        )
+
+
+class JobProgress(BaseModel):
+    """What a job carries across continue-as-new once it runs on its agent."""
+
+    dispatched_at: datetime
+    deadline: datetime
+    last_recorded: JobStatus
+    last_recorded_at: datetime
+
+
+class JobInput(BaseModel):
+    job: JobInfo
+    spec: ExperimentSpec
+    agent_url: str
+    agent_status: AgentStatusEnum
+    policy: JobPolicy = Field(default_factory=JobPolicy)
+    progress: JobProgress | None = None
+
+    @property
+    def timeout(self) -> timedelta:
+        seconds = self.spec.timeout_seconds or self.policy.default_timeout
+        return timedelta(seconds=seconds)
+
+
+class QueueState(BaseModel):
+    """An agent's queue: the job holding the agent, the jobs waiting, recently finished ids."""
+
+    agent_id: str
+    holder: str | None = None
+    waiting: list[str] = Field(default_factory=list)
+    finished: list[str] = Field(default_factory=list)
+    continue_as_new_events: int = 2000
+
+
+class QueueSnapshot(BaseModel):
+    agent_id: str
+    running: str | None
+    queued: list[str]
+
+
+def queue_workflow_id(agent_id: str) -> str:
+    return f"agent-queue-{agent_id}"

@@ -1,0 +1,70 @@
+"""The worker: runs the job and queue workflows with their activities."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import AsyncExitStack
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.agent_calls import AgentActivities
+from activities.storage_writes import StorageActivities
+from common.agent_client import AgentUtility
+from common.settings import JobManagerSettings, StorageSettings
+from common.storage import StorageBackend, create_storage
+from common.temporal import connect_temporal
+from workflows.agent_queue import AgentQueueWorkflow
+from workflows.job import JobWorkflow
+
+log = logging.getLogger(__name__)
+
+
+def build_worker(
+    client: Client,
+    storage: StorageBackend,
+    agents: AgentUtility,
+    settings: JobManagerSettings,
+) -> Worker:
+    agent_activities = AgentActivities(agents)
+    storage_activities = StorageActivities(storage, agents)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[JobWorkflow, AgentQueueWorkflow],
+        activities=[
+            agent_activities.get_agent_status,
+            agent_activities.execute_experiment,
+            agent_activities.get_job_status,
+            agent_activities.cancel_job,
+            storage_activities.record_job_status,
+            storage_activities.transfer_results,
+        ],
+    )
+
+
+async def run_worker(
+    settings: JobManagerSettings | None = None, storage_settings: StorageSettings | None = None
+) -> None:
+    """Connect to Temporal and storage and serve until SIGINT or SIGTERM."""
+    settings = settings or JobManagerSettings()
+    async with AsyncExitStack() as stack:
+        storage = create_storage(storage_settings or StorageSettings())
+        await storage.initialize()
+        stack.push_async_callback(storage.close)
+        agents = AgentUtility(
+            timeout=settings.agent_call_timeout,
+            token=settings.agent_token.get_secret_value() if settings.agent_token else None,
+        )
+        stack.push_async_callback(agents.aclose)
+        client = await connect_temporal(settings.temporal_namespace)
+        worker = build_worker(client, storage, agents, settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("worker serving task queue %s", settings.task_queue)
+        async with worker:
+            await stop.wait()
