@@ -1,0 +1,556 @@
+"""The StorageBackend on SQLAlchemy 2 async: a SQLite file by default, PostgreSQL at scale."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
+from typing import Any
+
+from sqlalchemy import Row, Select, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from common.models import (
+    AgentStatusEnum,
+    ExperimentSpec,
+    JobInfo,
+    JobStatus,
+    JobStatusEnum,
+    RegisteredAgentInfo,
+    utcnow,
+)
+from common.settings import StorageSettings
+from common.storage.base import (
+    AlreadyExistsError,
+    ConflictError,
+    JobSet,
+    NotFoundError,
+    StorageBackend,
+    StorageError,
+    job_set_for,
+)
+from common.storage.engine import WRITE_OPTION, create_engine
+from common.storage.migrate import upgrade_schema
+from common.storage.schema import (
+    ONE_RUNNING_JOB_INDEX,
+    QUEUE_POSITION_COUNTER,
+    agents,
+    counters,
+    experiments,
+    jobs,
+)
+from common.storage.schema import results as results_table
+
+HEALTH_CHECK_TIMEOUT_S = 5.0
+_UNFINISHED_SETS = (JobSet.QUEUED.value, JobSet.RUNNING.value)
+
+
+class SQLStorageBackend(StorageBackend):
+    """Agents, experiments, jobs and results in one SQL database.
+
+    The four per-agent job sets are one `jobs` table: a job's set follows from its status
+    (`job_set_for`), so every stored job is in exactly one set, and the schema checks both
+    that and "at most one running job per agent". Every writer honours the same two rules as
+    `record_job_status`: a job in a terminal state keeps it, and repeating a write changes
+    nothing. Seed operations that only remove a job from its set (`clear_running_job`,
+    `remove_queued_job`) delete the job's row: a stored job is always in some set. Moving a job
+    with `record_job_status` or an `add_*` method keeps its history instead; results are
+    never touched.
+    """
+
+    def __init__(self, settings: StorageSettings | None = None) -> None:
+        self._settings = settings or StorageSettings()
+        self._engine = create_engine(self._settings)
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"storage runs on SQLite or PostgreSQL, not {self.dialect}")
+        self._writer = self._engine.execution_options(**{WRITE_OPTION: True})
+        # SQLite admits one writer at a time: queue this process's writers here instead of
+        # letting them wait on the file lock (other processes still wait on busy_timeout).
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    # Lifecycle
+
+    async def initialize(self) -> None:
+        async with self._lock():
+            await upgrade_schema(self._engine)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def health_check(self) -> bool:
+        try:
+            async with asyncio.timeout(HEALTH_CHECK_TIMEOUT_S), self._engine.connect() as conn:
+                return (await conn.execute(select(1))).scalar_one() == 1
+        except Exception:
+            return False
+
+    # Agents
+
+    async def register_agent(self, agent: RegisteredAgentInfo) -> None:
+        async with self._write(duplicate=f"agent {agent.agent_id} is already registered") as conn:
+            await conn.execute(
+                agents.insert().values(
+                    agent_id=agent.agent_id,
+                    agent_url=agent.agent_url,
+                    status=agent.status.value,
+                    registered_at=agent.registered_at,
+                    info=agent.model_dump(mode="json"),
+                )
+            )
+
+    async def get_agent(self, agent_id: str) -> RegisteredAgentInfo:
+        async with self._read() as conn:
+            row = (await conn.execute(_agents_query().where(agents.c.agent_id == agent_id))).first()
+        if row is None:
+            raise NotFoundError(f"agent {agent_id} is not registered")
+        return _agent(row)
+
+    async def list_agents(self) -> list[RegisteredAgentInfo]:
+        async with self._read() as conn:
+            rows = (await conn.execute(_agents_query())).all()
+        return [_agent(row) for row in rows]
+
+    async def update_agent_status(self, agent_id: str, status: AgentStatusEnum) -> None:
+        async with self._write() as conn:
+            done = await conn.execute(
+                update(agents).where(agents.c.agent_id == agent_id).values(status=status.value)
+            )
+            if done.rowcount == 0:
+                raise NotFoundError(f"agent {agent_id} is not registered")
+
+    async def remove_agent(self, agent_id: str) -> None:
+        async with self._write() as conn:
+            done = await conn.execute(delete(agents).where(agents.c.agent_id == agent_id))
+            if done.rowcount == 0:
+                raise NotFoundError(f"agent {agent_id} is not registered")
+
+    # Experiments
+
+    async def create_experiment(self, spec: ExperimentSpec) -> ExperimentSpec:
+        document = spec.model_dump(mode="json")
+        async with self._write(duplicate=f"experiment {spec.id} exists already") as conn:
+            await conn.execute(
+                experiments.insert().values(
+                    experiment_id=spec.id,
+                    name=spec.name,
+                    created_at=spec.created_at,
+                    spec=document,
+                )
+            )
+        return ExperimentSpec.model_validate(document)
+
+    async def get_experiment(self, experiment_id: str) -> ExperimentSpec:
+        query = select(experiments.c.spec).where(experiments.c.experiment_id == experiment_id)
+        async with self._read() as conn:
+            document = (await conn.execute(query)).scalar_one_or_none()
+        if document is None:
+            raise NotFoundError(f"experiment {experiment_id} does not exist")
+        return ExperimentSpec.model_validate(document)
+
+    async def list_experiments(self) -> list[ExperimentSpec]:
+        query = select(experiments.c.spec).order_by(
+            experiments.c.created_at, experiments.c.experiment_id
+        )
+        async with self._read() as conn:
+            documents = (await conn.execute(query)).scalars().all()
+        return [ExperimentSpec.model_validate(document) for document in documents]
+
+    async def delete_experiment(self, experiment_id: str) -> None:
+        """Delete an experiment without unfinished jobs; its finished jobs and results stay."""
+        async with self._write() as conn:
+            locked = await conn.execute(
+                select(experiments.c.experiment_id)
+                .where(experiments.c.experiment_id == experiment_id)
+                .with_for_update()
+            )
+            if locked.first() is None:
+                raise NotFoundError(f"experiment {experiment_id} does not exist")
+            unfinished = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(jobs)
+                    .where(
+                        jobs.c.experiment_id == experiment_id,
+                        jobs.c.job_set.in_(_UNFINISHED_SETS),
+                    )
+                )
+            ).scalar_one()
+            if unfinished:
+                raise ConflictError(
+                    f"experiment {experiment_id} has {unfinished} queued or running job(s); "
+                    "cancel them or wait for them to finish before deleting it"
+                )
+            await conn.execute(
+                delete(experiments).where(experiments.c.experiment_id == experiment_id)
+            )
+
+    # Jobs: the seed's per-agent sets
+
+    async def get_running_job(self, agent_id: str) -> JobInfo | None:
+        found = await self._jobs_in(agent_id, JobSet.RUNNING)
+        return found[0] if found else None
+
+    async def set_running_job(self, job: JobInfo) -> None:
+        _require_set(job.status.status, JobSet.RUNNING, "set_running_job")
+        async with self._write() as conn:
+            await self._put_job(conn, job.job_id, job.status, job)
+
+    async def update_running_job(self, agent_id: str, status: JobStatus) -> None:
+        _require_set(status.status, JobSet.RUNNING, "update_running_job")
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    select(jobs.c.job_id)
+                    .where(jobs.c.agent_id == agent_id, jobs.c.job_set == JobSet.RUNNING.value)
+                    .with_for_update()
+                )
+            ).first()
+            if row is None:
+                raise NotFoundError(f"agent {agent_id} has no running job")
+            await self._put_job(conn, row.job_id, status, None)
+
+    async def clear_running_job(self, agent_id: str) -> None:
+        """Delete the agent's running job, if it has one (see the class docstring)."""
+        async with self._write() as conn:
+            await conn.execute(
+                delete(jobs).where(
+                    jobs.c.agent_id == agent_id, jobs.c.job_set == JobSet.RUNNING.value
+                )
+            )
+
+    async def get_queued_jobs(self, agent_id: str) -> list[JobInfo]:
+        return await self._jobs_in(agent_id, JobSet.QUEUED)
+
+    async def append_queued_job(self, job: JobInfo) -> None:
+        """Queue the job at the tail; a job already queued keeps its place."""
+        _require_set(job.status.status, JobSet.QUEUED, "append_queued_job")
+        async with self._write() as conn:
+            await self._put_job(conn, job.job_id, job.status, job)
+
+    async def remove_queued_job(self, agent_id: str, job_id: str) -> None:
+        """Delete the queued job (see the class docstring); NotFoundError if it is not queued."""
+        async with self._write() as conn:
+            done = await conn.execute(
+                delete(jobs).where(
+                    jobs.c.job_id == job_id,
+                    jobs.c.agent_id == agent_id,
+                    jobs.c.job_set == JobSet.QUEUED.value,
+                )
+            )
+            if done.rowcount == 0:
+                raise NotFoundError(f"job {job_id} is not queued for agent {agent_id}")
+
+    async def get_completed_jobs(self, agent_id: str) -> list[JobInfo]:
+        return await self._jobs_in(agent_id, JobSet.COMPLETED)
+
+    async def add_completed_job(self, job: JobInfo) -> None:
+        _require_set(job.status.status, JobSet.COMPLETED, "add_completed_job")
+        async with self._write() as conn:
+            await self._put_job(conn, job.job_id, job.status, job)
+
+    async def get_failed_jobs(self, agent_id: str) -> list[JobInfo]:
+        return await self._jobs_in(agent_id, JobSet.FAILED)
+
+    async def add_failed_job(self, job: JobInfo) -> None:
+        _require_set(job.status.status, JobSet.FAILED, "add_failed_job")
+        async with self._write() as conn:
+            await self._put_job(conn, job.job_id, job.status, job)
+
+    # Jobs: what the orchestration and the API need
+
+    async def create_job(self, job: JobInfo) -> JobInfo:
+        duplicate = f"job {job.job_id} exists already"
+        async with self._write(duplicate=duplicate) as conn:
+            # The id first: a taken id must read as such even when the agent is busy too.
+            if await self._locked_job(conn, job.job_id) is not None:
+                raise AlreadyExistsError(duplicate)
+            await self._refuse_second_running(conn, job.agent_id, job.job_id, job.status.status)
+            await conn.execute(jobs.insert().values(**await self._new_job_values(conn, job)))
+        return job
+
+    async def record_job_status(self, job_id: str, status: JobStatus) -> JobInfo:
+        async with self._write() as conn:
+            return await self._put_job(conn, job_id, status, None)
+
+    async def get_job(self, job_id: str) -> JobInfo:
+        async with self._read() as conn:
+            row = (await conn.execute(select(jobs).where(jobs.c.job_id == job_id))).first()
+        if row is None:
+            raise NotFoundError(f"job {job_id} does not exist")
+        return _job(row)
+
+    async def list_jobs(
+        self,
+        *,
+        agent_id: str | None = None,
+        experiment_id: str | None = None,
+        status: JobStatusEnum | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JobInfo]:
+        """Newest first (created_time, then job id, descending); ValueError on negative paging."""
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        query = select(jobs)
+        if agent_id is not None:
+            query = query.where(jobs.c.agent_id == agent_id)
+        if experiment_id is not None:
+            query = query.where(jobs.c.experiment_id == experiment_id)
+        if status is not None:
+            query = query.where(jobs.c.status == JobStatusEnum(status).value)
+        query = query.order_by(jobs.c.created_time.desc(), jobs.c.job_id.desc())
+        async with self._read() as conn:
+            rows = (await conn.execute(query.limit(limit).offset(offset))).all()
+        return [_job(row) for row in rows]
+
+    # Results
+
+    async def save_experiment_results(self, experiment_id: str, results: dict[str, Any]) -> None:
+        job_id = results.get("job_id")
+        if not isinstance(job_id, str) or not job_id:
+            raise ValueError("results need a `job_id` string to be stored under")
+        statement = self._insert(results_table).values(
+            job_id=job_id, experiment_id=experiment_id, saved_at=utcnow(), payload=results
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[results_table.c.job_id],
+            set_={
+                "experiment_id": statement.excluded.experiment_id,
+                "saved_at": statement.excluded.saved_at,
+                "payload": statement.excluded.payload,
+            },
+        )
+        async with self._write() as conn:
+            await conn.execute(statement)
+
+    async def get_job_results(self, job_id: str) -> dict[str, Any]:
+        query = select(results_table.c.payload).where(results_table.c.job_id == job_id)
+        async with self._read() as conn:
+            payload = (await conn.execute(query)).scalar_one_or_none()
+        if payload is None:
+            raise NotFoundError(f"no results are stored for job {job_id}")
+        return payload
+
+    async def list_results(self, experiment_id: str | None = None) -> list[dict[str, Any]]:
+        """In the order they were last saved."""
+        query = select(results_table.c.payload)
+        if experiment_id is not None:
+            query = query.where(results_table.c.experiment_id == experiment_id)
+        query = query.order_by(results_table.c.saved_at, results_table.c.job_id)
+        async with self._read() as conn:
+            return list((await conn.execute(query)).scalars().all())
+
+    # Transactions
+
+    def _lock(self) -> Any:
+        return self._write_lock if self._write_lock is not None else nullcontext()
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _write(self, *, duplicate: str | None = None) -> AsyncIterator[AsyncConnection]:
+        """One write transaction; a constraint the database enforces becomes a typed error."""
+        try:
+            async with self._lock(), self._writer.begin() as conn:
+                yield conn
+        except IntegrityError as err:
+            raise _typed_error(err, duplicate) from err
+
+    def _insert(self, table: Any) -> Any:
+        """INSERT with the dialect's ON CONFLICT clauses (the same API on both databases)."""
+        return (postgresql if self.dialect == "postgresql" else sqlite).insert(table)
+
+    # Jobs: the one place a job's status and set change
+
+    async def _put_job(
+        self, conn: AsyncConnection, job_id: str, status: JobStatus, new: JobInfo | None
+    ) -> JobInfo:
+        """Record `status` for the job and move it to that status's set.
+
+        Inserts `new` when the job is unknown (NotFoundError without it). Row-locks the job, so
+        concurrent writers of one job take turns on PostgreSQL.
+        """
+        row = await self._locked_job(conn, job_id)
+        if row is None:
+            if new is None:
+                raise NotFoundError(f"job {job_id} does not exist")
+            await self._refuse_second_running(conn, new.agent_id, job_id, status.status)
+            values = await self._new_job_values(conn, new.model_copy(update={"status": status}))
+            inserted = await conn.execute(
+                self._insert(jobs)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=[jobs.c.job_id])
+                .returning(jobs.c.job_id)
+            )
+            if inserted.first() is not None:
+                return new.model_copy(update={"status": status})
+            # Another transaction created it meanwhile: continue as an update of that row.
+            row = await self._locked_job(conn, job_id)
+            if row is None:
+                raise StorageError(f"job {job_id} vanished while being written")
+
+        current = _job(row)
+        if new is not None and (new.agent_id, new.experiment_id) != (
+            current.agent_id,
+            current.experiment_id,
+        ):
+            raise ConflictError(
+                f"job {job_id} exists for agent {current.agent_id} and experiment "
+                f"{current.experiment_id}, not {new.agent_id} and {new.experiment_id}"
+            )
+        if current.status.status.is_terminal or current.status == status:
+            return current
+        target = job_set_for(status.status)
+        await self._refuse_second_running(conn, current.agent_id, job_id, status.status)
+        values: dict[str, Any] = {
+            "status": status.status.value,
+            "status_timestamp": status.timestamp,
+            "status_message": status.message,
+            "job_set": target.value,
+            "updated_at": utcnow(),
+        }
+        if target is not JobSet.QUEUED:
+            values["queue_position"] = None
+        elif row.job_set != JobSet.QUEUED.value:
+            values["queue_position"] = await self._next_queue_position(conn)
+        await conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(**values))
+        return current.model_copy(update={"status": status})
+
+    async def _locked_job(self, conn: AsyncConnection, job_id: str) -> Row[Any] | None:
+        query = select(jobs).where(jobs.c.job_id == job_id).with_for_update()
+        return (await conn.execute(query)).first()
+
+    async def _new_job_values(self, conn: AsyncConnection, job: JobInfo) -> dict[str, Any]:
+        target = job_set_for(job.status.status)
+        queued = target is JobSet.QUEUED
+        return {
+            "job_id": job.job_id,
+            "agent_id": job.agent_id,
+            "experiment_id": job.experiment_id,
+            "created_time": job.created_time,
+            "status": job.status.status.value,
+            "status_timestamp": job.status.timestamp,
+            "status_message": job.status.message,
+            "job_set": target.value,
+            "queue_position": await self._next_queue_position(conn) if queued else None,
+            "updated_at": utcnow(),
+        }
+
+    async def _refuse_second_running(
+        self, conn: AsyncConnection, agent_id: str, job_id: str, status: JobStatusEnum
+    ) -> None:
+        """A readable ConflictError; the unique index still decides races between processes."""
+        if job_set_for(status) is not JobSet.RUNNING:
+            return
+        other = (
+            await conn.execute(
+                select(jobs.c.job_id).where(
+                    jobs.c.agent_id == agent_id,
+                    jobs.c.job_set == JobSet.RUNNING.value,
+                    jobs.c.job_id != job_id,
+                )
+            )
+        ).scalar_one_or_none()
+        if other is not None:
+            raise ConflictError(
+                f"agent {agent_id} is already running job {other}; job {job_id} cannot run too"
+            )
+
+    async def _next_queue_position(self, conn: AsyncConnection) -> int:
+        """The next queue position.
+
+        The counter row stays locked until commit, so positions follow commit order: a reader
+        never sees a position appear ahead of one it has already seen.
+        """
+        statement = self._insert(counters).values(name=QUEUE_POSITION_COUNTER, value=1)
+        statement = statement.on_conflict_do_update(
+            index_elements=[counters.c.name], set_={"value": counters.c.value + 1}
+        ).returning(counters.c.value)
+        return int((await conn.execute(statement)).scalar_one())
+
+    async def _jobs_in(self, agent_id: str, job_set: JobSet) -> list[JobInfo]:
+        """One agent's jobs in one set: the queue in FIFO order, the others oldest first."""
+        query = select(jobs).where(jobs.c.agent_id == agent_id, jobs.c.job_set == job_set.value)
+        if job_set is JobSet.QUEUED:
+            query = query.order_by(jobs.c.queue_position)
+        else:
+            query = query.order_by(jobs.c.created_time, jobs.c.job_id)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_job(row) for row in rows]
+
+
+class SQLiteStorageBackend(SQLStorageBackend):
+    """The embedded default: one SQLite file under the data directory."""
+
+    def __init__(self, settings: StorageSettings | None = None) -> None:
+        super().__init__(settings)
+        if self.dialect != "sqlite":
+            raise ValueError(f"not a SQLite URL: {self._engine.url}")
+
+
+class PostgreSQLStorageBackend(SQLStorageBackend):
+    """PostgreSQL through asyncpg, shared by any number of server and worker processes."""
+
+    def __init__(self, settings: StorageSettings | None = None) -> None:
+        super().__init__(settings)
+        if self.dialect != "postgresql":
+            raise ValueError(f"not a PostgreSQL URL: {self._engine.url}")
+
+
+def _agents_query() -> Select[Any]:
+    return select(agents.c.info, agents.c.status).order_by(
+        agents.c.registered_at, agents.c.agent_id
+    )
+
+
+def _agent(row: Row[Any]) -> RegisteredAgentInfo:
+    return RegisteredAgentInfo.model_validate({**row.info, "status": row.status})
+
+
+def _job(row: Row[Any]) -> JobInfo:
+    return JobInfo(
+        job_id=row.job_id,
+        experiment_id=row.experiment_id,
+        agent_id=row.agent_id,
+        created_time=row.created_time,
+        status=JobStatus(
+            status=JobStatusEnum(row.status),
+            timestamp=row.status_timestamp,
+            message=row.status_message,
+        ),
+    )
+
+
+def _require_set(status: JobStatusEnum, job_set: JobSet, operation: str) -> None:
+    if job_set_for(status) is not job_set:
+        raise ValueError(f"{operation} takes a job whose status belongs to the {job_set} set")
+
+
+def _typed_error(err: IntegrityError, duplicate: str | None) -> StorageError:
+    detail = str(err.orig)
+    if ONE_RUNNING_JOB_INDEX in detail or "jobs.agent_id" in detail:
+        return ConflictError("the agent already has a running job")
+    if "duplicate key" in detail or "UNIQUE constraint failed" in detail:
+        return AlreadyExistsError(duplicate or f"already exists: {detail}")
+    return StorageError(detail)
+
+
+__all__ = [
+    "PostgreSQLStorageBackend",
+    "SQLStorageBackend",
+    "SQLiteStorageBackend",
+]
