@@ -1,0 +1,158 @@
+"""The agent's HTTP API (the agent protocol); the work itself is the JobRunner's."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import importlib.metadata
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from agent.runner import AgentBusyError, AgentUnavailableError, JobRunner
+from agent.system_info import system_info
+from agent.tasks import supported_tasks
+from common.models import (
+    AgentHealth,
+    AgentInfo,
+    AgentInfoResponse,
+    AgentStatus,
+    ExecuteJobRequest,
+    ExecuteJobResponse,
+    JobResult,
+    JobStatus,
+)
+from common.settings import AgentSettings
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("ruckus")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def _bearer_auth(settings: AgentSettings) -> Any:
+    """A dependency that requires the configured token, or nothing when none is configured."""
+    scheme = HTTPBearer(auto_error=False)
+    expected = settings.token.get_secret_value().encode() if settings.token else None
+
+    async def require_token(
+        credentials: HTTPAuthorizationCredentials | None = Depends(scheme),
+    ) -> None:
+        if expected is None:
+            return
+        given = credentials.credentials.encode() if credentials else b""
+        if not hmac.compare_digest(given, expected):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                detail="a valid bearer token is required (Authorization: Bearer <token>)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return require_token
+
+
+def _unknown(job_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job '{job_id}' is not known here")
+
+
+def create_app(settings: AgentSettings) -> FastAPI:
+    """The agent service for these settings; jobs start and stop with the app's lifespan."""
+    runner = JobRunner(settings)
+    version = _version()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        runner.start()
+        yield
+        await runner.shutdown()
+
+    app = FastAPI(title="Ruckus agent", version=version, lifespan=lifespan)
+    app.state.runner = runner
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(_bearer_auth(settings))])
+
+    @app.get("/health", response_model=AgentHealth)
+    async def health() -> AgentHealth:
+        """Liveness, open without a token: `degraded` when the agent cannot run jobs."""
+        state = "degraded" if runner.problem else "healthy"
+        return AgentHealth(status=state, version=version, agent_id=runner.agent_id)
+
+    @api.post("/jobs", response_model=ExecuteJobResponse, response_model_exclude_none=True)
+    async def execute_job(request: ExecuteJobRequest) -> ExecuteJobResponse:
+        """Start a job. A known job id is not run again: 200 with its `job_status`.
+
+        Another job running: 409. The agent cannot run jobs (data dir unusable): 503.
+        """
+        try:
+            record, new = await runner.submit(request)
+        except AgentBusyError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        except AgentUnavailableError as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
+        # A job id seen before is not run again; the answer carries its current status.
+        job_status = None if new else runner.status_of(record.job_id)
+        return ExecuteJobResponse(job_id=record.job_id, job_status=job_status)
+
+    @api.get("/status", response_model=AgentStatus)
+    async def agent_status() -> AgentStatus:
+        """`active` while a job runs, `idle` otherwise, `error` when jobs cannot run."""
+        return runner.agent_status()
+
+    @api.get("/status/{job_id}", response_model=JobStatus)
+    async def job_status(job_id: str) -> JobStatus:
+        """The job's status; `timestamp` is the time of this answer. Unknown job: 404."""
+        found = runner.status_of(job_id)
+        if found is None:
+            raise _unknown(job_id)
+        return found
+
+    @api.get("/results/{job_id}", response_model=JobResult)
+    async def job_result(job_id: str) -> JobResult:
+        """The result of a finished job, whatever its ending. Unknown: 404; still running: 409."""
+        record = runner.records.get(job_id)
+        if record is None:
+            raise _unknown(job_id)
+        if record.result is None:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail=f"results of job '{job_id}' are not ready: it is {record.status.status}",
+            )
+        return record.result
+
+    @api.delete("/jobs/{job_id}", response_model=JobStatus)
+    async def cancel_job(job_id: str) -> JobStatus:
+        """Stop a running job and answer once its process is gone; a finished job is unchanged."""
+        found = await runner.cancel(job_id)
+        if found is None:
+            raise _unknown(job_id)
+        return found
+
+    @api.get("/info", response_model=AgentInfoResponse)
+    async def info() -> AgentInfoResponse:
+        """This machine (CPU, memory, GPUs, Python, frameworks) and what the agent can run."""
+        tasks = supported_tasks()
+        facts = await asyncio.to_thread(system_info)
+        capabilities = {
+            "task_types": sorted(tasks),
+            "frameworks": sorted({str(f) for t in tasks.values() for f in t.frameworks}),
+            "accepted_frameworks": sorted(
+                {str(f) for t in tasks.values() for f in t.frameworks | t.fallback_frameworks}
+            ),
+            "max_concurrent_jobs": 1,
+            "cancel": True,
+            "timeout": True,
+        }
+        agent_info = AgentInfo(
+            agent_id=runner.agent_id,
+            agent_name=settings.agent_name,
+            system_info=facts,
+            capabilities=capabilities,
+        )
+        return AgentInfoResponse(agent_info=agent_info)
+
+    app.include_router(api)
+    return app

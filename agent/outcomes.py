@@ -1,0 +1,121 @@
+"""How a job ends: the final JobStatus and JobResult for every way a job can stop."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from agent.store import JobRecord
+from agent.worker import TaskOutcome
+from common.models import JobResult, JobStatus, JobStatusEnum, utcnow
+
+LOG_TAIL_CHARS = 4000
+
+# Why a running job was stopped -> its final status, error type and message.
+STOPPED = {
+    "timeout": (
+        JobStatusEnum.TIMEOUT,
+        "Timeout",
+        "stopped after exceeding its deadline of {deadline:g} s",
+    ),
+    "cancel": (
+        JobStatusEnum.CANCELLED,
+        "Cancelled",
+        "cancelled on request; its process was stopped",
+    ),
+    "shutdown": (
+        JobStatusEnum.FAILED,
+        "AgentShutdown",
+        "the agent shut down while the job ran; its process was stopped",
+    ),
+}
+
+
+def ended(
+    record: JobRecord,
+    started_at: datetime | None,
+    status: JobStatusEnum,
+    message: str,
+    **result: Any,
+) -> JobRecord:
+    """The record with its final status and result (`result` holds JobResult fields)."""
+    now = utcnow()
+    started = started_at or record.accepted_at
+    return record.model_copy(
+        update={
+            "status": JobStatus(status=status, timestamp=now, message=message),
+            "result": JobResult(
+                job_id=record.job_id,
+                experiment_id=record.experiment_id,
+                status=status,
+                started_at=started,
+                completed_at=now,
+                duration_seconds=max(0.0, (now - started).total_seconds()),
+                **result,
+            ),
+        }
+    )
+
+
+def failed(
+    record: JobRecord, started_at: datetime | None, error: str, error_type: str
+) -> JobRecord:
+    return ended(
+        record, started_at, JobStatusEnum.FAILED, error, error=error, error_type=error_type
+    )
+
+
+def stopped(
+    record: JobRecord, started_at: datetime | None, reason: str, deadline: float
+) -> JobRecord:
+    status, error_type, template = STOPPED[reason]
+    message = template.format(deadline=deadline)
+    return ended(record, started_at, status, message, error=message, error_type=error_type)
+
+
+def interrupted(record: JobRecord) -> JobRecord:
+    """A job found unfinished on start: the agent died while it ran."""
+    message = "the agent restarted while this job was running; the job did not finish"
+    return failed(record, None, message, "AgentRestart")
+
+
+def collected(
+    record: JobRecord,
+    started_at: datetime | None,
+    returncode: int | None,
+    outcome_path: Path,
+    log_path: Path,
+) -> JobRecord:
+    """The final record of a job whose process exited by itself, from what it left behind."""
+    task_type = record.spec.task.type
+    try:
+        outcome = TaskOutcome.model_validate_json(outcome_path.read_text(encoding="utf-8"))
+    except (OSError, ValidationError):
+        message = f"the {task_type} task process exited with code {returncode} and left no result"
+        final = failed(record, started_at, message, "ProcessExit")
+        return _with_result(final, traceback=_tail(log_path))
+    if not outcome.ok:
+        message = f"the {task_type} task failed: {outcome.error}"
+        final = failed(record, started_at, message, outcome.error_type or "TaskError")
+        return _with_result(final, error=outcome.error, traceback=outcome.traceback)
+    payload = outcome.payload.model_dump() if outcome.payload else {}
+    final = ended(record, started_at, JobStatusEnum.COMPLETED, "", **payload)
+    assert final.result is not None
+    seconds = final.result.duration_seconds or 0.0
+    message = f"completed the {task_type} task in {seconds:.1f} s"
+    return final.model_copy(update={"status": final.status.model_copy(update={"message": message})})
+
+
+def _with_result(record: JobRecord, **fields: Any) -> JobRecord:
+    assert record.result is not None
+    return record.model_copy(update={"result": record.result.model_copy(update=fields)})
+
+
+def _tail(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[-LOG_TAIL_CHARS:] or None
+    except OSError:
+        return None

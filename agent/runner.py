@@ -1,0 +1,243 @@
+"""Runs one job at a time in a child process, with a deadline and a cancel that really stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from agent import child, outcomes
+from agent.store import JobRecord, JobStore
+from agent.tasks import TaskError, resolve, supported_tasks
+from common.models import (
+    AgentStatus,
+    AgentStatusEnum,
+    ExecuteJobRequest,
+    JobStatus,
+    JobStatusEnum,
+    utcnow,
+)
+from common.settings import AgentSettings
+
+logger = logging.getLogger(__name__)
+
+
+class AgentBusyError(Exception):
+    """Another job is running; the agent runs one at a time."""
+
+    def __init__(self, running_job_id: str) -> None:
+        super().__init__(
+            f"the agent is busy with job '{running_job_id}' and runs one job at a time; "
+            "submit again when it has finished"
+        )
+        self.running_job_id = running_job_id
+
+
+class AgentUnavailableError(Exception):
+    """The agent cannot run jobs at all (its data directory is unusable)."""
+
+
+@dataclass(eq=False)
+class _ActiveJob:
+    record: JobRecord
+    deadline_seconds: float
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    stop_reason: str = "cancel"  # or "shutdown"
+    supervisor: asyncio.Task[None] | None = None
+    process: child.Process | None = None
+    started_at: datetime | None = None
+
+
+class JobRunner:
+    """The agent's job table and its single execution slot."""
+
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.store = JobStore(settings.data_dir)
+        self.records: dict[str, JobRecord] = {}
+        self.active: _ActiveJob | None = None
+        self.agent_id = settings.agent_id or ""
+        self._startup_error: str | None = None
+        self._started = time.monotonic()
+
+    # Lifecycle
+
+    def start(self) -> None:
+        """Load the job records; a job that was running when the agent died is marked failed."""
+        supported_tasks()  # import the task modules now rather than during the first request
+        try:
+            self.store.prepare()
+            self.agent_id = self.store.agent_id(self.settings.agent_id)
+            records = self.store.load_all()
+            self.store.clear_work_files()  # nothing runs yet, so whatever is there is left over
+        except OSError as exc:
+            self._startup_error = (
+                f"the data directory {self.settings.data_dir} is not usable: {exc.strerror or exc}"
+            )
+            self.agent_id = self.agent_id or f"agent_{uuid.uuid4().hex[:12]}"
+            logger.error("the agent cannot run jobs: %s", self._startup_error)
+            return
+        for record in records:
+            if not record.status.status.is_terminal:
+                record = outcomes.interrupted(record)
+                self._save_quietly(record)
+            self.records[record.job_id] = record
+        logger.info("agent %s ready with %d job records", self.agent_id, len(self.records))
+
+    async def shutdown(self) -> None:
+        job = self.active
+        if job is not None and job.supervisor is not None:
+            job.stop_reason = "shutdown"
+            job.stop_requested.set()
+            await asyncio.shield(job.supervisor)
+
+    # Queries
+
+    @property
+    def problem(self) -> str | None:
+        """Why the agent cannot run jobs, or None when it can."""
+        if self._startup_error:
+            return self._startup_error
+        if not self.store.writable():
+            return f"the data directory {self.settings.data_dir} is not writable"
+        return None
+
+    def agent_status(self) -> AgentStatus:
+        job = self.active
+        if self.problem:
+            status = AgentStatusEnum.ERROR
+        else:
+            status = AgentStatusEnum.ACTIVE if job else AgentStatusEnum.IDLE
+        return AgentStatus(
+            agent_id=self.agent_id,
+            status=status,
+            running_jobs=[job.record.job_id] if job else [],
+            current_job_id=job.record.job_id if job else None,
+            current_experiment_id=job.record.experiment_id if job else None,
+            uptime_seconds=time.monotonic() - self._started,
+            available_results=[r.job_id for r in self.records.values() if r.result is not None],
+        )
+
+    def status_of(self, job_id: str) -> JobStatus | None:
+        record = self.records.get(job_id)
+        # The timestamp is when the status was read from the agent (the protocol's meaning).
+        return None if record is None else record.status.model_copy(update={"timestamp": utcnow()})
+
+    # Commands
+
+    async def submit(self, request: ExecuteJobRequest) -> tuple[JobRecord, bool]:
+        """Start a job: (record, True); a job id already known is not run again: (record, False)."""
+        # No await before the job is registered: the check and the claim are one step.
+        known = self.records.get(request.job_id)
+        if known is not None:
+            return known, False
+        if self.active is not None:
+            raise AgentBusyError(self.active.record.job_id)
+        if problem := self.problem:
+            raise AgentUnavailableError(f"this agent cannot run jobs: {problem}")
+        spec, now = request.experiment_spec, utcnow()
+        record = JobRecord(
+            job_id=request.job_id,
+            experiment_id=spec.id,
+            accepted_at=now,
+            spec=spec,
+            status=JobStatus(
+                status=JobStatusEnum.RUNNING,
+                timestamp=now,
+                message=f"accepted; starting the {spec.task.type} task",
+            ),
+        )
+        try:
+            resolve(spec)
+        except TaskError as exc:
+            record = outcomes.failed(record, None, str(exc), type(exc).__name__)
+            self.records[record.job_id] = record
+            await self._save(record)
+            return record, True
+        self.records[record.job_id] = record
+        timeout = spec.timeout_seconds
+        job = _ActiveJob(record, float(timeout or self.settings.default_timeout_seconds))
+        self.active = job
+        job.supervisor = asyncio.create_task(self._supervise(job), name=f"job {record.job_id}")
+        return record, True
+
+    async def cancel(self, job_id: str) -> JobStatus | None:
+        """Stop the job if it runs (returns once its process is gone); a finished job is kept."""
+        if job_id not in self.records:
+            return None
+        job = self.active
+        if job is not None and job.record.job_id == job_id and job.supervisor is not None:
+            job.stop_requested.set()
+            # Shielded: a client that hangs up must not abort the bookkeeping of the stop.
+            await asyncio.shield(job.supervisor)
+        return self.status_of(job_id)
+
+    # The one running job
+
+    async def _supervise(self, job: _ActiveJob) -> None:
+        job_id = job.record.job_id
+        try:
+            final = await self._execute(job)
+        except Exception as exc:  # the runner itself failed (disk, spawn): the job must still end
+            logger.exception("job %s: the agent could not run it", job_id)
+            message = f"the agent could not run the job: {exc}"
+            final = outcomes.failed(job.record, job.started_at, message, type(exc).__name__)
+        finally:
+            # Reached with the process alive only if this task itself was cancelled.
+            if job.process is not None:
+                child.send(job.process, signal.SIGKILL)
+        self.records[job_id] = final
+        await self._save(final)
+        self.active = None
+        for path in self._work_paths(job_id).values():
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        logger.info("job %s ended %s: %s", job_id, final.status.status, final.status.message)
+
+    async def _execute(self, job: _ActiveJob) -> JobRecord:
+        record, paths = job.record, self._work_paths(job.record.job_id)
+        await self._save(record)
+        await asyncio.to_thread(paths["spec"].write_text, record.spec.model_dump_json(), "utf-8")
+        job.process = await child.spawn(paths["spec"], paths["outcome"], paths["log"])
+        job.started_at = utcnow()
+        message = (
+            f"running the {record.spec.task.type} task in process {job.process.pid} "
+            f"(deadline {job.deadline_seconds:g} s)"
+        )
+        job.record = record.model_copy(
+            update={"status": JobStatus(status=JobStatusEnum.RUNNING, message=message)}
+        )
+        self.records[record.job_id] = job.record
+        ended_by = await child.wait(job.process, job.stop_requested, job.deadline_seconds)
+        if ended_by == "exited":
+            return await asyncio.to_thread(
+                outcomes.collected,
+                job.record,
+                job.started_at,
+                job.process.returncode,
+                paths["outcome"],
+                paths["log"],
+            )
+        await child.stop(job.process)
+        reason = job.stop_reason if ended_by == "stop" else "timeout"
+        return outcomes.stopped(job.record, job.started_at, reason, job.deadline_seconds)
+
+    def _work_paths(self, job_id: str) -> dict[str, Path]:
+        names = {"spec": "spec.json", "outcome": "outcome.json", "log": "log"}
+        return {key: self.store.work_dir / f"{job_id}.{suffix}" for key, suffix in names.items()}
+
+    async def _save(self, record: JobRecord) -> None:
+        await asyncio.to_thread(self._save_quietly, record)
+
+    def _save_quietly(self, record: JobRecord) -> None:
+        # A failed write leaves the record in memory; /api/v1/status then reports `error`.
+        try:
+            self.store.save(record)
+        except OSError as exc:
+            logger.error("could not persist job %s: %s", record.job_id, exc)

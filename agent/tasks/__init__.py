@@ -1,0 +1,42 @@
+"""The tasks this agent can execute: every module in this package registers one."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from agent.tasks.base import Task, TaskError
+from common.models import ExperimentSpec, TaskType
+
+_TASKS: dict[TaskType, Task] = {}
+
+
+def register(cls: type[Task]) -> type[Task]:
+    """Class decorator: make a task available by its task type."""
+    _TASKS[cls.task_type] = cls()
+    return cls
+
+
+def _discover() -> None:
+    # Importing each module runs its @register, so adding a task is adding a module.
+    for module in pkgutil.iter_modules(__path__):
+        if module.name != "base" and not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+def supported_tasks() -> dict[TaskType, Task]:
+    if not _TASKS:
+        _discover()
+    return dict(_TASKS)
+
+
+def resolve(spec: ExperimentSpec) -> Task:
+    """The task for this experiment, checked; raises TaskError with a message for the user."""
+    task = supported_tasks().get(spec.task.type)
+    if task is None:
+        raise TaskError(f"task type '{spec.task.type}' is not supported by this agent yet")
+    task.check(spec)
+    return task
+
+
+__all__ = ["Task", "TaskError", "register", "resolve", "supported_tasks"]

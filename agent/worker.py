@@ -1,0 +1,63 @@
+"""The child process that runs one task: `python -m agent.worker SPEC OUTCOME AGENT_PID`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from agent.store import write_atomically
+from agent.tasks import TaskError, resolve
+from agent.tasks.base import TaskOutput
+from common.models import ExperimentSpec, WireModel
+
+
+class TaskOutcome(WireModel):
+    """What the child leaves for the runner: the task's output, or why it failed."""
+
+    ok: bool
+    payload: TaskOutput | None = None
+    error: str | None = None
+    error_type: str | None = None
+    traceback: str | None = None
+
+
+def _exit_when_orphaned(agent_pid: int) -> None:
+    # The task runs in its own session, so nothing else stops it if the agent is killed.
+    # The agent passes its pid: it may have died before this process got here.
+    def watch() -> None:
+        while os.getppid() == agent_pid:
+            time.sleep(0.5)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def run(spec_path: Path) -> TaskOutcome:
+    spec = ExperimentSpec.model_validate_json(spec_path.read_text(encoding="utf-8"))
+    try:
+        return TaskOutcome(ok=True, payload=resolve(spec).run(spec))
+    except TaskError as exc:
+        return TaskOutcome(ok=False, error=str(exc), error_type=type(exc).__name__)
+    except Exception as exc:
+        return TaskOutcome(
+            ok=False,
+            error=f"{type(exc).__name__}: {exc}",
+            error_type=type(exc).__name__,
+            traceback=traceback.format_exc(),
+        )
+
+
+def main(argv: list[str]) -> int:
+    spec_path, outcome_path, agent_pid = Path(argv[0]), Path(argv[1]), int(argv[2])
+    _exit_when_orphaned(agent_pid)
+    outcome = run(spec_path)
+    write_atomically(outcome_path, outcome.model_dump_json())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
