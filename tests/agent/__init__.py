@@ -1,0 +1,1 @@
+"""Tests of the agent service over real HTTP."""
