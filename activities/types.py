@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from common.models import ExperimentSpec, JobStatus
 
@@ -32,3 +32,26 @@ class ResultsTransfer(BaseModel):
 class StatusRecord(BaseModel):
     job_id: str
     status: JobStatus
+
+
+class QueueEntry(BaseModel):
+    agent_id: str
+    job_id: str
+    queue_continue_as_new_events: int = 2000
+
+
+class QueueState(BaseModel):
+    """An agent's queue: the job holding the agent, the jobs waiting, recently finished ids."""
+
+    agent_id: str
+    holder: str | None = None
+    waiting: list[str] = Field(default_factory=list)
+    finished: list[str] = Field(default_factory=list)
+    continue_as_new_events: int = 2000
+
+
+QUEUE_WORKFLOW_TYPE = "AgentQueueWorkflow"
+
+
+def queue_workflow_id(agent_id: str) -> str:
+    return f"agent-queue-{agent_id}"

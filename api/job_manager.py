@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections import defaultdict
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -23,7 +23,7 @@ from common.storage import AlreadyExistsError, ConflictError, StorageBackend
 from common.temporal import AGENT_ID_KEY, EXPERIMENT_ID_KEY, JOB_STATUS_KEY, connect_temporal
 from workflows.agent_queue import AgentQueueWorkflow
 from workflows.job import JobWorkflow
-from workflows.types import JobInput, JobPolicy, QueueSnapshot, QueueState, queue_workflow_id
+from workflows.types import JobInput, JobPolicy, QueueSnapshot, queue_workflow_id
 
 log = logging.getLogger(__name__)
 
@@ -67,29 +67,35 @@ class JobManager:
         return self._client
 
     async def create_job(self, experiment_id: str, agent_id: str) -> JobInfo:
-        """Record the job, start its workflow and put it in its agent's queue.
+        """Record the job, start its workflow, and answer once it waits in its agent's queue.
 
         Raises NotFoundError for an unknown experiment or agent before anything starts.
         """
         spec = await self._storage.get_experiment(experiment_id)
         agent = await self._storage.get_agent(agent_id)
+        policy = JobPolicy.from_settings(self._settings)
+        # One submission at a time per agent: queue order is submission order.
         async with self._agent_locks[agent_id]:
-            job = await self._record_new_job(experiment_id, agent_id)
-            policy = JobPolicy.from_settings(self._settings)
-            inp = JobInput(
-                job=job,
-                spec=spec,
-                agent_url=agent.agent_url,
-                agent_status=agent.status,
-                policy=policy,
-            )
-            try:
-                await self._start_workflow(inp, spec.name)
-                await self._enqueue(job)
-            except (RPCError, RuntimeError) as err:
-                await self._abandon(job, err)
-                raise TemporalUnavailableError(f"Temporal is unavailable: {err}") from err
-        return job
+            for _ in range(MAX_ID_DRAWS):
+                job = await self._record_new_job(experiment_id, agent_id)
+                inp = JobInput(
+                    job=job,
+                    spec=spec,
+                    agent_url=agent.agent_url,
+                    agent_status=agent.status,
+                    policy=policy,
+                )
+                try:
+                    status = await self._start(inp, spec.name)
+                except WorkflowAlreadyStartedError:
+                    # Temporal remembers a job the storage does not: never reuse its id.
+                    await self._storage.remove_queued_job(agent_id, job.job_id)
+                    continue
+                except RPCError as err:
+                    await self._abandon(job, err)
+                    raise TemporalUnavailableError(f"Temporal is unavailable: {err}") from err
+                return job.model_copy(update={"status": status})
+        raise RuntimeError(f"no free job id after {MAX_ID_DRAWS} draws")
 
     async def get_job(self, job_id: str) -> JobInfo:
         return await self._storage.get_job(job_id)
@@ -145,44 +151,27 @@ class JobManager:
                 log.info("job id %s is taken; drawing another", job.job_id)
         raise RuntimeError(f"no free job id after {MAX_ID_DRAWS} draws")
 
-    async def _start_workflow(self, inp: JobInput, experiment_name: str) -> WorkflowHandle:
+    async def _start(self, inp: JobInput, experiment_name: str) -> JobStatus:
+        """Update-with-start: the job's workflow begins and reports once it is queued."""
         job = inp.job
-        try:
-            return await self.client.start_workflow(
-                JobWorkflow.run,
-                inp,
-                id=job.job_id,
-                task_queue=self._settings.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(AGENT_ID_KEY, job.agent_id),
-                        SearchAttributePair(EXPERIMENT_ID_KEY, job.experiment_id),
-                        SearchAttributePair(JOB_STATUS_KEY, job.status.status.value),
-                    ]
-                ),
-                static_summary=(f"{experiment_name} ({job.experiment_id}) on agent {job.agent_id}"),
-            )
-        except WorkflowAlreadyStartedError as err:
-            # Temporal remembers a job the storage does not: never reuse its id.
-            raise RuntimeError(f"workflow id {job.job_id} is taken") from err
-
-    async def _enqueue(self, job: JobInfo) -> None:
-        await self.client.start_workflow(
-            AgentQueueWorkflow.run,
-            QueueState(
-                agent_id=job.agent_id,
-                continue_as_new_events=self._settings.queue_continue_as_new_events,
-            ),
-            id=queue_workflow_id(job.agent_id),
+        start = WithStartWorkflowOperation(
+            JobWorkflow.run,
+            inp,
+            id=job.job_id,
             task_queue=self._settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            start_signal="enqueue",
-            start_signal_args=[job.job_id],
-            static_summary=f"queue of agent {job.agent_id}",
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(AGENT_ID_KEY, job.agent_id)]
+                [
+                    SearchAttributePair(AGENT_ID_KEY, job.agent_id),
+                    SearchAttributePair(EXPERIMENT_ID_KEY, job.experiment_id),
+                    SearchAttributePair(JOB_STATUS_KEY, job.status.status.value),
+                ]
             ),
+            static_summary=f"{experiment_name} ({job.experiment_id}) on agent {job.agent_id}",
+        )
+        return await self.client.execute_update_with_start_workflow(
+            JobWorkflow.submitted, start_workflow_operation=start
         )
 
     async def _abandon(self, job: JobInfo, err: Exception) -> None:

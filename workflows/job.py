@@ -15,8 +15,16 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from activities.agent_calls import AgentActivities
     from activities.errors import AGENT_BUSY, AGENT_UNKNOWN_JOB, NON_RETRYABLE
+    from activities.queue import join_agent_queue
     from activities.storage_writes import StorageActivities
-    from activities.types import AgentCall, ExecuteCall, JobCall, ResultsTransfer, StatusRecord
+    from activities.types import (
+        AgentCall,
+        ExecuteCall,
+        JobCall,
+        QueueEntry,
+        ResultsTransfer,
+        StatusRecord,
+    )
     from common.models import AgentStatusEnum, JobStatus, JobStatusEnum
     from common.temporal import JOB_STATUS_KEY
     from workflows.types import JobInput, JobProgress, queue_workflow_id
@@ -26,6 +34,10 @@ R = TypeVar("R")
 
 # Recorded even when nothing changed, so the stored timestamp shows the job is watched.
 RECORD_REFRESH = timedelta(seconds=60)
+
+
+class JobEndedElsewhere(Exception):
+    """The stored record says the job already ended (it was abandoned at submission)."""
 
 
 class AgentCallFailed(Exception):
@@ -46,6 +58,8 @@ class JobWorkflow:
         self._poll_requested = False
         self._progress = inp.progress
         self._sent = inp.progress is not None
+        self._in_queue = inp.progress is not None
+        self._ended = False
 
     @workflow.run
     async def run(self, inp: JobInput) -> JobStatus:
@@ -53,6 +67,7 @@ class JobWorkflow:
             if self._progress is None:
                 if inp.agent_status is AgentStatusEnum.UNAVAILABLE:
                     return await self._finish(JobStatusEnum.FAILED, "agent unavailable")
+                await self._join_queue()
                 await workflow.wait_condition(lambda: self._granted)
                 failed = await self._dispatch()
                 if failed is not None:
@@ -60,6 +75,15 @@ class JobWorkflow:
             return await self._watch()
         except asyncio.CancelledError:
             return await self._finish(JobStatusEnum.CANCELLED, "cancelled by request", stop=True)
+        except JobEndedElsewhere:
+            await self._release()
+            return self._job.status
+
+    @workflow.update
+    async def submitted(self) -> JobStatus:
+        """Answers once the job waits in its agent's queue, or has already ended."""
+        await workflow.wait_condition(lambda: self._in_queue or self._ended)
+        return self._job.status
 
     @workflow.signal
     def grant(self) -> None:
@@ -76,6 +100,19 @@ class JobWorkflow:
         return self._job.status
 
     # The steps of the story
+
+    async def _join_queue(self) -> None:
+        await workflow.execute_local_activity(
+            join_agent_queue,
+            QueueEntry(
+                agent_id=self._job.agent_id,
+                job_id=self._job.job_id,
+                queue_continue_as_new_events=self._inp.policy.queue_continue_as_new_events,
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+        )
+        self._in_queue = True
 
     async def _dispatch(self) -> str | None:
         """Send the job to its agent once the agent is idle; a failure message otherwise."""
@@ -169,6 +206,7 @@ class JobWorkflow:
         if self._sent:
             await self._save_results()
         await self._record(status, message, at=at)
+        self._ended = True
         await self._release()
         return self._job.status
 
@@ -191,6 +229,8 @@ class JobWorkflow:
             )
 
     async def _release(self) -> None:
+        if not self._in_queue:
+            return
         queue = workflow.get_external_workflow_handle(queue_workflow_id(self._job.agent_id))
         try:
             await queue.signal("release", self._job.job_id)
@@ -213,6 +253,8 @@ class JobWorkflow:
             ),
         )
         self._job = stored
+        if stored.status.status.is_terminal and not status.is_terminal:
+            raise JobEndedElsewhere(stored.status.message)
         if stored.status.status is not current.status:
             workflow.upsert_search_attributes([JOB_STATUS_KEY.value_set(stored.status.status)])
 

@@ -6,8 +6,18 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
+from activities.types import QueueState, queue_workflow_id
 from common.models import AgentStatusEnum, ExperimentSpec, JobInfo, JobStatus
 from common.settings import JobManagerSettings
+
+__all__ = [
+    "JobInput",
+    "JobPolicy",
+    "JobProgress",
+    "QueueSnapshot",
+    "QueueState",
+    "queue_workflow_id",
+]
 
 
 class JobPolicy(BaseModel):
@@ -22,6 +32,7 @@ class JobPolicy(BaseModel):
     busy_recheck_initial: float = 2.0
     busy_recheck_maximum: float = 60.0
     continue_as_new_polls: int = 500
+    queue_continue_as_new_events: int = 2000
 
     @classmethod
     def from_settings(cls, settings: JobManagerSettings) -> JobPolicy:
@@ -35,6 +46,7 @@ class JobPolicy(BaseModel):
             busy_recheck_initial=settings.busy_agent_recheck_initial,
             busy_recheck_maximum=settings.busy_agent_recheck_maximum,
             continue_as_new_polls=settings.job_continue_as_new_polls,
+            queue_continue_as_new_events=settings.queue_continue_as_new_events,
         )
 
 
@@ -61,21 +73,7 @@ class JobInput(BaseModel):
         return timedelta(seconds=seconds)
 
 
-class QueueState(BaseModel):
-    """An agent's queue: the job holding the agent, the jobs waiting, recently finished ids."""
-
-    agent_id: str
-    holder: str | None = None
-    waiting: list[str] = Field(default_factory=list)
-    finished: list[str] = Field(default_factory=list)
-    continue_as_new_events: int = 2000
-
-
 class QueueSnapshot(BaseModel):
     agent_id: str
     running: str | None
     queued: list[str]
-
-
-def queue_workflow_id(agent_id: str) -> str:
-    return f"agent-queue-{agent_id}"

@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.agent_calls import AgentActivities
+from activities.queue import join_agent_queue
 from activities.storage_writes import StorageActivities
 from common.agent_client import AgentUtility
 from common.settings import JobManagerSettings, StorageSettings
@@ -41,6 +42,7 @@ def build_worker(
             agent_activities.cancel_job,
             storage_activities.record_job_status,
             storage_activities.transfer_results,
+            join_agent_queue,
         ],
     )
 

@@ -9,11 +9,11 @@ from api.job_manager import JobManager
 from common.jobs import JobUtility
 from common.models import JobStatusEnum
 from common.settings import JobManagerSettings
-from common.storage import StorageBackend
+from common.storage import NotFoundError, StorageBackend
 from tests.orchestration.conftest import new_experiment, sets_holding, wait_for_status
 from tests.support.stack import FakeAgent, wait_until
 from workflows.agent_queue import AgentQueueWorkflow
-from workflows.types import queue_workflow_id
+from workflows.types import QueueState, queue_workflow_id
 
 DONE = JobStatusEnum.COMPLETED
 
@@ -124,3 +124,28 @@ async def test_long_queue_continues_as_new_without_losing_or_repeating_a_job(
     await handle.signal(AgentQueueWorkflow.enqueue, jobs[0].job_id)
     snapshot = await handle.query(AgentQueueWorkflow.snapshot)
     assert snapshot.running is None and snapshot.queued == []
+
+
+async def test_an_id_temporal_remembers_is_never_reused(
+    job_manager: JobManager,
+    storage: StorageBackend,
+    fake_agent: FakeAgent,
+    client: Client,
+    settings: JobManagerSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A workflow with this id exists in Temporal, though storage has no such job.
+    await client.start_workflow(
+        AgentQueueWorkflow.run,
+        QueueState(agent_id="nobody"),
+        id="job_88888888",
+        task_queue=settings.task_queue,
+    )
+    draws = iter(["job_88888888", "job_77777777"])
+    monkeypatch.setattr(JobUtility, "generate_job_id", staticmethod(lambda: next(draws)))
+    exp = await new_experiment(storage)
+    job = await job_manager.create_job(exp.id, fake_agent.agent_id)
+    assert job.job_id == "job_77777777"
+    await wait_for_status(job_manager, job.job_id, DONE)
+    with pytest.raises(NotFoundError):
+        await job_manager.get_job("job_88888888")
