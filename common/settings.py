@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".ruckus")
+
+
+def _empty_is_unset(value: Any) -> Any:
+    return value or None
+
+
+# An empty variable (`RUCKUS_API_KEY=` in a compose file) means "no secret", not "the empty one".
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_empty_is_unset)]
 
 
 class AgentSettings(BaseSettings):
@@ -23,7 +32,7 @@ class AgentSettings(BaseSettings):
     )
     agent_name: str | None = None
     default_timeout_seconds: float = Field(default=3600.0, gt=0)
-    token: SecretStr | None = Field(
+    token: OptionalSecret = Field(
         default=None, description="When set, every endpoint but /health requires this bearer token"
     )
 
@@ -63,7 +72,7 @@ class JobManagerSettings(BaseSettings):
     busy_agent_recheck_maximum: float = Field(default=60.0, gt=0, description="Seconds")
     job_continue_as_new_polls: int = Field(default=500, ge=2)
     queue_continue_as_new_events: int = Field(default=2000, ge=10)
-    agent_token: SecretStr | None = Field(
+    agent_token: OptionalSecret = Field(
         default=None, description="Bearer token sent on every agent call"
     )
     task_queue: str = "ruckus-jobs"

@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
+from ruckus.client_cli import agents_app, experiments_app, jobs_app, results_app
 from ruckus.db import app as db_app
 
-app = typer.Typer(help="Ruckus: ML benchmark jobs on a fleet of machines, run by Temporal.")
+app = typer.Typer(
+    help="Ruckus: ML benchmark jobs on a fleet of machines, run by Temporal.",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
+app.add_typer(agents_app, name="agents")
+app.add_typer(experiments_app, name="experiments")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(results_app, name="results")
+
+
+@app.command()
+def dev(
+    data_dir: Path = typer.Option(Path(".ruckus"), help="Where data and logs live"),
+    temporal_port: int = typer.Option(7233, help="Temporal dev server frontend port"),
+    ui_port: int = typer.Option(8233, help="Temporal web UI port"),
+    api_port: int = typer.Option(8000, help="Ruckus API port"),
+    agent_port: int = typer.Option(8081, help="Local agent port"),
+    demo: bool = typer.Option(True, "--demo/--no-demo", help="Run a first job and show it"),
+) -> None:
+    """Run the whole local stack: Temporal, a worker, the API and an agent, until Ctrl-C."""
+    from ruckus.dev import DevConfig, run_dev
+
+    cfg = DevConfig(
+        data_dir=data_dir,
+        temporal_port=temporal_port,
+        ui_port=ui_port,
+        api_port=api_port,
+        agent_port=agent_port,
+        demo=demo,
+    )
+    raise typer.Exit(run_dev(cfg))
 
 
 @app.command()

@@ -1,0 +1,124 @@
+"""A small typed client of the Ruckus server's HTTP API, for the CLI and the local stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from common.models import ExperimentSpec, JobInfo
+
+DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
+
+
+class RuckusAPIError(Exception):
+    """The server answered an error, or could not be reached."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class RuckusClient:
+    def __init__(
+        self, base_url: str = DEFAULT_SERVER_URL, api_key: str | None = None, timeout: float = 30
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RuckusClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # Agents
+
+    def register_agent(self, agent_url: str) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/agents/register", json={"agent_url": agent_url})
+
+    def unregister_agent(self, agent_id: str) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/agents/unregister", json={"agent_id": agent_id})
+
+    def list_agents(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/api/v1/agents/")["agents"])
+
+    def agent_info(self, agent_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/api/v1/agents/{agent_id}/info")["agent"])
+
+    def agents_status(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/api/v1/agents/status")["agents"])
+
+    def agent_status(self, agent_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/api/v1/agents/{agent_id}/status")["agent"])
+
+    # Experiments
+
+    def create_experiment(self, spec: dict[str, Any] | ExperimentSpec) -> dict[str, Any]:
+        body = spec.model_dump(mode="json") if isinstance(spec, ExperimentSpec) else spec
+        return self._call("POST", "/api/v1/experiments/", json={"experiment_spec": body})
+
+    def list_experiments(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/api/v1/experiments/")["experiments"])
+
+    def get_experiment(self, experiment_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/api/v1/experiments/{experiment_id}")["experiment"])
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        self._call("DELETE", f"/api/v1/experiments/{experiment_id}")
+
+    # Jobs and results
+
+    def submit_job(self, experiment_id: str, agent_id: str) -> JobInfo:
+        body = {"experiment_id": experiment_id, "agent_id": agent_id}
+        return JobInfo.model_validate(self._call("POST", "/api/v1/jobs", json=body))
+
+    def list_jobs(self, **filters: Any) -> dict[str, list[JobInfo]]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        grouped = self._call("GET", "/api/v1/jobs", params=params)["jobs"]
+        return {agent: [JobInfo.model_validate(j) for j in jobs] for agent, jobs in grouped.items()}
+
+    def get_job(self, job_id: str) -> JobInfo:
+        return JobInfo.model_validate(self._call("GET", f"/api/v1/jobs/{job_id}"))
+
+    def cancel_job(self, job_id: str) -> None:
+        self._call("DELETE", f"/api/v1/jobs/{job_id}")
+
+    def get_result(self, job_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/api/v1/results/{job_id}")["result"])
+
+    def list_results(self, experiment_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"experiment_id": experiment_id} if experiment_id else {}
+        return list(self._call("GET", "/api/v1/results", params=params)["results"])
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health", ok_codes=(200, 503))
+
+    def _call(
+        self, method: str, path: str, *, ok_codes: tuple[int, ...] = (), **kwargs: Any
+    ) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as err:
+            message = f"cannot reach the Ruckus server at {self._http.base_url}: {err}"
+            raise RuckusAPIError(message) from err
+        if response.status_code >= 400 and response.status_code not in ok_codes:
+            raise RuckusAPIError(_detail(response), response.status_code)
+        if response.status_code == 204 or not response.content:
+            return {}
+        return response.json()
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        detail = response.text or response.reason_phrase
+    if isinstance(detail, list):  # FastAPI validation errors: name each field
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg')}" for d in detail
+        )
+    return f"HTTP {response.status_code}: {detail}"
