@@ -30,13 +30,17 @@ class StorageActivities:
         """Fetch a job's results from its agent and save them; False when the agent has none.
 
         One activity for both steps so results (megabytes, perhaps) never enter workflow history.
+        The agent gets `agent_attempts` tries; saving is retried until the database answers.
         """
         try:
             results = await self._agents.get_experiment_results(transfer.agent_url, transfer.job_id)
         except AgentCallError as err:
             if err.status_code == 404:
                 return False
-            raise agent_failure(err) from err
+            failure = agent_failure(err)
+            if activity.info().attempt >= transfer.agent_attempts:
+                failure = ApplicationError(str(err), type=failure.type, non_retryable=True)
+            raise failure from err
         results["job_id"] = transfer.job_id
         results.setdefault("experiment_id", transfer.experiment_id)
         await self._storage.save_experiment_results(transfer.experiment_id, results)

@@ -27,6 +27,7 @@ class ResultsTransfer(BaseModel):
     agent_url: str
     job_id: str
     experiment_id: str
+    agent_attempts: int = 5
 
 
 class StatusRecord(BaseModel):

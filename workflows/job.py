@@ -215,13 +215,16 @@ class JobWorkflow:
             agent_url=self._inp.agent_url,
             job_id=self._job.job_id,
             experiment_id=self._job.experiment_id,
+            agent_attempts=self._inp.policy.retry_maximum_attempts,
         )
+        retry = self._retry_policy()
+        retry.maximum_attempts = 0  # the activity bounds the agent's tries itself
         try:
             await workflow.execute_activity_method(
                 StorageActivities.transfer_results,
                 transfer,
                 start_to_close_timeout=timedelta(seconds=60 + self._inp.policy.agent_call_timeout),
-                retry_policy=self._retry_policy(),
+                retry_policy=retry,
             )
         except (ActivityError, ApplicationError) as err:
             workflow.logger.error(
