@@ -28,6 +28,9 @@ def dev(
     api_port: int = typer.Option(8000, help="Ruckus API port"),
     agent_port: int = typer.Option(8081, help="Local agent port"),
     demo: bool = typer.Option(True, "--demo/--no-demo", help="Run a first job and show it"),
+    temporal_binary: Path | None = typer.Option(
+        None, envvar="RUCKUS_TEMPORAL_BINARY", help="The `temporal` CLI to run"
+    ),
 ) -> None:
     """Run the whole local stack: Temporal, a worker, the API and an agent, until Ctrl-C."""
     from ruckus.dev import DevConfig, run_dev
@@ -39,6 +42,7 @@ def dev(
         api_port=api_port,
         agent_port=agent_port,
         demo=demo,
+        temporal_binary=temporal_binary,
     )
     raise typer.Exit(run_dev(cfg))
 

