@@ -24,14 +24,18 @@ class AgentSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RUCKUS_AGENT_", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8081, ge=0, le=65535)
-    data_dir: Path = DEFAULT_DATA_DIR / "agent"
+    host: str = Field(default="127.0.0.1", description="Interface the agent listens on")
+    port: int = Field(default=8081, ge=0, le=65535, description="Port the agent listens on")
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR / "agent", description="Job records, results and the agent id"
+    )
     agent_id: str | None = Field(
         default=None, description="Stable id; generated and persisted on first start when unset"
     )
-    agent_name: str | None = None
-    default_timeout_seconds: float = Field(default=3600.0, gt=0)
+    agent_name: str | None = Field(default=None, description="A readable name for people")
+    default_timeout_seconds: float = Field(
+        default=3600.0, gt=0, description="Deadline of a job whose spec names none"
+    )
     token: OptionalSecret = Field(
         default=None, description="When set, every endpoint but /health requires this bearer token"
     )
@@ -42,13 +46,15 @@ class StorageSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RUCKUS_STORAGE_", extra="ignore")
 
-    data_dir: Path = DEFAULT_DATA_DIR
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR, description="Holds the SQLite database by default"
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy async URL; a SQLite file under data_dir when unset",
     )
-    pool_size: int = Field(default=10, ge=1)
-    echo: bool = False
+    pool_size: int = Field(default=10, ge=1, description="Connections per process (PostgreSQL)")
+    echo: bool = Field(default=False, description="Log every SQL statement")
 
     @property
     def url(self) -> str:
@@ -62,20 +68,38 @@ class JobManagerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RUCKUS_", extra="ignore")
 
-    job_status_polling_interval: float = Field(default=5.0, gt=0, description="Seconds")
+    job_status_polling_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between two status polls of a running job"
+    )
     agent_call_timeout: float = Field(default=10.0, gt=0, description="Seconds per agent call")
-    agent_retry_initial_interval: float = Field(default=1.0, gt=0, description="Seconds")
-    agent_retry_maximum_interval: float = Field(default=10.0, gt=0, description="Seconds")
-    agent_retry_maximum_attempts: int = Field(default=5, ge=1)
-    default_job_timeout: float = Field(default=3600.0, gt=0, description="Seconds")
-    busy_agent_recheck_initial: float = Field(default=2.0, gt=0, description="Seconds")
-    busy_agent_recheck_maximum: float = Field(default=60.0, gt=0, description="Seconds")
-    job_continue_as_new_polls: int = Field(default=500, ge=2)
-    queue_continue_as_new_events: int = Field(default=2000, ge=10)
+    agent_retry_initial_interval: float = Field(
+        default=1.0, gt=0, description="Seconds before the first retry of a failed agent call"
+    )
+    agent_retry_maximum_interval: float = Field(
+        default=10.0, gt=0, description="Longest pause between retries of an agent call"
+    )
+    agent_retry_maximum_attempts: int = Field(
+        default=5, ge=1, description="Tries of an agent call before the job fails"
+    )
+    default_job_timeout: float = Field(
+        default=3600.0, gt=0, description="Seconds a job may run when its spec sets no timeout"
+    )
+    busy_agent_recheck_initial: float = Field(
+        default=2.0, gt=0, description="First wait before re-asking an agent busy elsewhere"
+    )
+    busy_agent_recheck_maximum: float = Field(
+        default=60.0, gt=0, description="Longest wait between those re-checks"
+    )
+    job_continue_as_new_polls: int = Field(
+        default=500, ge=2, description="Polls before a job workflow continues as new"
+    )
+    queue_continue_as_new_events: int = Field(
+        default=2000, ge=10, description="History events before a queue continues as new"
+    )
     agent_token: OptionalSecret = Field(
         default=None, description="Bearer token sent on every agent call"
     )
-    task_queue: str = "ruckus-jobs"
+    task_queue: str = Field(default="ruckus-jobs", description="Temporal task queue of jobs")
     temporal_namespace: str | None = Field(
         default=None, description="Overrides TEMPORAL_NAMESPACE when set"
     )
