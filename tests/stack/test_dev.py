@@ -1,0 +1,189 @@
+"""`ruckus dev` as a user runs it: a real subprocess on free ports and its own data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.support.processes import free_port, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPORAL = Path(sys.executable).parent / "temporal"
+
+
+class DevRun:
+    """One `ruckus dev` process and the ports it was given."""
+
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.ports = {name: free_port() for name in ("temporal", "ui", "api", "agent")}
+        self.data_dir = data_dir
+        self.log = data_dir.parent / f"dev-{len(list(data_dir.parent.glob('dev-*')))}.log"
+        cmd = [
+            sys.executable, "-m", "ruckus.cli", "dev",
+            "--data-dir", str(data_dir),
+            "--temporal-port", str(self.ports["temporal"]),
+            "--ui-port", str(self.ports["ui"]),
+            "--api-port", str(self.ports["api"]),
+            "--agent-port", str(self.ports["agent"]),
+            *extra,
+        ]  # fmt: skip
+        env = {**os.environ, "COLUMNS": "200", "TERM": "dumb"}
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env
+            )
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.ports['api']}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_output(self, text: str, timeout: float = 120) -> None:
+        def seen() -> bool:
+            assert self.proc.poll() is None or text in self.output(), self.output()[-3000:]
+            return text in self.output()
+
+        wait_until(seen, timeout, interval=0.2, what=f"'{text}' from ruckus dev")
+
+    def descendants(self) -> list[psutil.Process]:
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+    def interrupt(self, timeout: float = 30) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(timeout)
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[DevRun]:
+    run = DevRun(tmp_path / "data")
+    yield run
+    if run.proc.poll() is None:
+        run.proc.kill()
+
+
+def test_dev_runs_the_stack_a_demo_and_a_job_and_stops_cleanly(dev: DevRun, tmp_path: Path) -> None:
+    dev.wait_output("Ruckus is running")
+    out = dev.output()
+    assert "completed" in out, out[-3000:]
+    assert f"http://127.0.0.1:{dev.ports['ui']}/namespaces/default/workflows/job_" in out
+
+    http = httpx.Client(base_url=dev.api, timeout=10)
+    agent_id = http.get("/api/v1/agents/").json()["agents"][0]["agent_id"]
+    job = http.post(
+        "/api/v1/jobs", json={"experiment_id": "demo-compute-benchmark", "agent_id": agent_id}
+    ).json()
+    job_id = job["job_id"]
+    wait_until(
+        lambda: http.get(f"/api/v1/jobs/{job_id}").json()["status"]["status"] == "completed",
+        60,
+        interval=0.2,
+        what="the job over HTTP to complete",
+    )
+    assert http.get(f"/api/v1/results/{job_id}").json()["result"]["metrics"]
+
+    # The bundled temporal CLI finds it by search attribute.
+    listed = subprocess.run(
+        [str(TEMPORAL), "workflow", "list", "--address", f"127.0.0.1:{dev.ports['temporal']}",
+         "--query", f'RuckusAgentId="{agent_id}" AND RuckusJobStatus="completed"', "-o", "json"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    assert job_id in {w["execution"]["workflowId"] for w in json.loads(listed.stdout)}
+
+    children = dev.descendants()
+    assert len(children) >= 4
+    assert dev.interrupt() == 0
+    wait_until(
+        lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children),
+        15,
+        what="every child to exit",
+    )
+
+    # Started again on the same data: the jobs and results are still there.
+    again = DevRun(dev.data_dir, "--no-demo")
+    try:
+        again.wait_output("Ruckus is running")
+        http = httpx.Client(base_url=again.api, timeout=10)
+        assert http.get(f"/api/v1/jobs/{job_id}").json()["status"]["status"] == "completed"
+        assert http.get(f"/api/v1/results/{job_id}").status_code == 200
+        jobs = http.get("/api/v1/jobs").json()["jobs"][agent_id]
+        assert len(jobs) >= 2  # the demo job and ours
+        assert again.interrupt() == 0
+    finally:
+        if again.proc.poll() is None:
+            again.proc.kill()
+
+
+def test_a_port_in_use_is_a_one_line_error_naming_the_flag(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cmd = [
+            sys.executable,
+            "-m",
+            "ruckus.cli",
+            "dev",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--api-port",
+            str(port),
+            "--no-demo",
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 1
+    assert f"port {port} for the Ruckus API is already in use" in done.stdout
+    assert "--api-port" in done.stdout
+
+
+def test_a_missing_temporal_binary_says_how_to_fix_it(tmp_path: Path) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "ruckus.cli",
+        "dev",
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--temporal-binary",
+        str(tmp_path / "nope"),
+        "--no-demo",
+        "--temporal-port",
+        str(free_port()),
+        "--ui-port",
+        str(free_port()),
+        "--api-port",
+        str(free_port()),
+        "--agent-port",
+        str(free_port()),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 1
+    assert "does not exist" in done.stdout and "--temporal-binary" in done.stdout
+
+
+def test_a_child_that_dies_is_reported_and_the_rest_stopped(dev: DevRun) -> None:
+    dev.wait_output("Ruckus is running")
+    worker = next(p for p in dev.descendants() if "worker" in " ".join(p.cmdline()))
+    others = [p for p in dev.descendants() if p.pid != worker.pid]
+    worker.kill()
+    assert dev.proc.wait(30) == 1
+    out = dev.output()
+    assert "the worker exited with code -9" in out
+    assert "worker.log" in out
+    wait_until(
+        lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in others),
+        15,
+        what="the other children to stop",
+    )
