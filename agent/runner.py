@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from agent import child, outcomes
+from agent.redaction import redacted
 from agent.store import JobRecord, JobStore
 from agent.tasks import TaskError, resolve, supported_tasks
 from common.models import (
@@ -141,7 +142,8 @@ class JobRunner:
             raise AgentBusyError(self.active.record.job_id)
         if problem := self.problem:
             raise AgentUnavailableError(f"this agent cannot run jobs: {problem}")
-        spec, now = request.experiment_spec, utcnow()
+        # A credential put inline is masked before the spec is stored; the task refuses the job.
+        spec, now = redacted(request.experiment_spec), utcnow()
         record = JobRecord(
             job_id=request.job_id,
             experiment_id=spec.id,
