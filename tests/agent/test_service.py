@@ -26,8 +26,13 @@ def test_info_reports_this_machine(client: httpx.Client) -> None:
     assert system["python"]["version"] == platform.python_version()
     assert system["frameworks"]["numpy"] == numpy.__version__
     assert isinstance(system["gpus"], list)
-    assert set(info["capabilities"]["task_types"]) == {"compute_benchmark", "memory_benchmark"}
-    assert info["capabilities"]["frameworks"] == ["numpy"]
+    capabilities = info["capabilities"]
+    assert set(capabilities["task_types"]) == {
+        "compute_benchmark",
+        "memory_benchmark",
+        "llm_generation",
+    }
+    assert capabilities["frameworks"] == ["numpy", "openai"]
     assert info["agent_id"] == client.get("/health").json()["agent_id"]
 
 
