@@ -60,6 +60,24 @@ def _unknown(job_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job '{job_id}' is not known here")
 
 
+def _capabilities() -> dict[str, Any]:
+    """What this agent can run right now: every task with whether it is available, and why not."""
+    tasks = {str(t): task.capability() for t, task in sorted(supported_tasks().items())}
+    available = {name: c for name, c in tasks.items() if c.available}
+    return {
+        "tasks": {name: c.model_dump() for name, c in tasks.items()},
+        "task_types": sorted(available),
+        "frameworks": sorted({f for c in available.values() for f in c.frameworks}),
+        "accepted_frameworks": sorted(
+            {f for c in available.values() for f in c.accepted_frameworks}
+        ),
+        "max_concurrent_jobs": 1,
+        "repeated_runs": True,
+        "cancel": True,
+        "timeout": True,
+    }
+
+
 def create_app(settings: AgentSettings) -> FastAPI:
     """The agent service for these settings; jobs start and stop with the app's lifespan."""
     runner = JobRunner(settings)
@@ -134,18 +152,8 @@ def create_app(settings: AgentSettings) -> FastAPI:
     @api.get("/info", response_model=AgentInfoResponse)
     async def info() -> AgentInfoResponse:
         """This machine (CPU, memory, GPUs, Python, frameworks) and what the agent can run."""
-        tasks = supported_tasks()
         facts = await asyncio.to_thread(system_info)
-        capabilities = {
-            "task_types": sorted(tasks),
-            "frameworks": sorted({str(f) for t in tasks.values() for f in t.frameworks}),
-            "accepted_frameworks": sorted(
-                {str(f) for t in tasks.values() for f in t.frameworks | t.fallback_frameworks}
-            ),
-            "max_concurrent_jobs": 1,
-            "cancel": True,
-            "timeout": True,
-        }
+        capabilities = await asyncio.to_thread(_capabilities)
         agent_info = AgentInfo(
             agent_id=runner.agent_id,
             agent_name=settings.agent_name,

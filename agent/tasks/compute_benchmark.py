@@ -1,17 +1,22 @@
-"""Matrix-multiply throughput (GFLOP/s) with NumPy, per matrix size and precision."""
+"""Matmul throughput (GFLOP/s) per size and precision: torch on a GPU when asked, else NumPy.
+
+The experiment asks for a GPU with `device` ("cuda", "mps", "gpu" or "auto") in task or framework
+params; framework `pytorch` without a device means "auto". `cpu`, or no GPU, runs NumPy, and the
+output says which backend ran and why.
+"""
 
 from __future__ import annotations
 
 import statistics
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field
 
-from agent.tasks import register
+from agent.tasks import _torch, register
 from agent.tasks._numpy_info import numpy_hardware_info
-from agent.tasks.base import Task, TaskOutput, TaskParams, repeat_for
+from agent.tasks.base import Task, TaskCapability, TaskOutput, TaskParams, repeat_for
 from common.models import ExperimentSpec, FrameworkName, PrecisionType, TaskType
 
 NUMPY_DTYPES: dict[PrecisionType, type[np.floating[Any]]] = {
@@ -25,6 +30,8 @@ SKIP_REASONS: dict[PrecisionType, str] = {
     PrecisionType.INT8: "NumPy integer matmul bypasses BLAS, so it is no throughput measure",
     PrecisionType.FP8: "NumPy has no fp8 type",
 }
+Device = Literal["cpu", "auto", "gpu", "cuda", "mps"]
+Case = tuple[int, PrecisionType]
 
 
 class ComputeParams(TaskParams):
@@ -35,47 +42,116 @@ class ComputeParams(TaskParams):
         default_factory=lambda: [PrecisionType.FP32, PrecisionType.FP64], min_length=1
     )
     iterations: int = Field(default=3, ge=1, le=10_000)
+    device: Device | None = None
+    device_index: int = Field(default=0, ge=0)
 
 
 @register
 class ComputeBenchmark(Task[ComputeParams]):
     task_type = TaskType.COMPUTE_BENCHMARK
     params_model = ComputeParams
-    frameworks = frozenset({FrameworkName.NUMPY})
-    fallback_frameworks = frozenset({FrameworkName.PYTORCH, FrameworkName.UNKNOWN})
+    frameworks = frozenset({FrameworkName.NUMPY, FrameworkName.PYTORCH, FrameworkName.UNKNOWN})
+
+    def capability(self) -> TaskCapability:
+        base = super().capability()
+        # pytorch is accepted everywhere (NumPy runs without a GPU) but only runs where one is.
+        runs = ["numpy", "pytorch"] if _torch.probe().available else ["numpy"]
+        return base.model_copy(update={"frameworks": runs})
 
     def execute(self, spec: ExperimentSpec, params: ComputeParams) -> TaskOutput:
-        precisions = [p for p in dict.fromkeys(params.precision_types) if p in NUMPY_DTYPES]
-        cases = [(n, p) for n in dict.fromkeys(params.matrix_sizes) for p in precisions]
-        operands = {case: _operands(*case) for case in cases}
-        timings: dict[tuple[int, PrecisionType], list[float]] = {case: [] for case in cases}
-
-        def sweep() -> None:
-            for case, (a, b, out) in operands.items():
-                np.matmul(a, b, out=out)  # warm-up: caches, BLAS thread pool
-                for _ in range(params.iterations):
-                    start = time.perf_counter()
-                    np.matmul(a, b, out=out)
-                    timings[case].append(time.perf_counter() - start)
-
-        rounds = repeat_for(params.min_duration_seconds, sweep)
-        results = [_summary(n, p, timings[(n, p)]) for n, p in cases]
-        skipped = [
-            {"precision": p.value, "reason": SKIP_REASONS.get(p, "not supported by NumPy")}
-            for p in dict.fromkeys(params.precision_types)
-            if p not in NUMPY_DTYPES
-        ]
-        metrics: dict[str, Any] = {
-            f"gflops_{r['precision']}_{r['matrix_size']}": r["gflops_best"] for r in results
-        }
-        if results:
-            metrics["peak_gflops"] = max(r["gflops_best"] for r in results)
-        return TaskOutput(
-            output={"framework": "numpy", "rounds": rounds, "results": results, "skipped": skipped},
-            metrics=metrics,
-            hardware_info=numpy_hardware_info(),
-            framework_version=np.__version__,
+        requested = params.device or (
+            "auto" if spec.framework.name is FrameworkName.PYTORCH else "cpu"
         )
+        if requested == "cpu":
+            return _numpy_run(params, requested, None)
+        try:
+            torch, device = _torch.select_device(requested, params.device_index)
+        except LookupError as exc:
+            return _numpy_run(params, requested, f"{exc}; ran with NumPy on the CPU instead")
+        return _torch_run(params, requested, torch, device)
+
+
+def _numpy_run(params: ComputeParams, requested: str, fallback: str | None) -> TaskOutput:
+    precisions = [p for p in dict.fromkeys(params.precision_types) if p in NUMPY_DTYPES]
+    cases = [(n, p) for n in dict.fromkeys(params.matrix_sizes) for p in precisions]
+    operands = {case: _operands(*case) for case in cases}
+    timings: dict[Case, list[float]] = {case: [] for case in cases}
+
+    def sweep() -> None:
+        for case, (a, b, out) in operands.items():
+            np.matmul(a, b, out=out)  # warm-up: caches, BLAS thread pool
+            for _ in range(params.iterations):
+                start = time.perf_counter()
+                np.matmul(a, b, out=out)
+                timings[case].append(time.perf_counter() - start)
+
+    rounds = repeat_for(params.min_duration_seconds, sweep)
+    skipped = [
+        {"precision": p.value, "reason": SKIP_REASONS.get(p, "not supported by NumPy")}
+        for p in dict.fromkeys(params.precision_types)
+        if p not in NUMPY_DTYPES
+    ]
+    rows = [_summary(n, p, np.dtype(NUMPY_DTYPES[p]).name, timings[(n, p)]) for n, p in cases]
+    output: dict[str, Any] = {
+        "framework": "numpy",
+        "backend": "numpy",
+        "device_requested": requested,
+    }
+    if fallback:
+        output["backend_note"] = fallback
+    output |= {"rounds": rounds, "results": rows, "skipped": skipped}
+    return TaskOutput(
+        output=output,
+        metrics=_metrics(rows),
+        hardware_info=numpy_hardware_info(),
+        framework_version=np.__version__,
+    )
+
+
+def _torch_run(params: ComputeParams, requested: str, torch: Any, device: str) -> TaskOutput:
+    precisions = list(dict.fromkeys(params.precision_types))
+    sizes = list(dict.fromkeys(params.matrix_sizes))
+    skipped: dict[tuple[PrecisionType, int | None], str] = {
+        (p, None): reason for p in precisions if (reason := _torch.unsupported(torch, device, p))
+    }
+    timings: dict[Case, list[float]] = {}
+
+    def sweep() -> None:
+        for n in sizes:
+            for precision in precisions:
+                if (precision, None) in skipped or (precision, n) in skipped:
+                    continue
+                try:
+                    seconds = _torch.matmul_seconds(
+                        torch, device, precision, n, params.iterations, warmup=1
+                    )
+                except (RuntimeError, ValueError, TypeError) as exc:
+                    skipped[(precision, n)] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                    continue
+                finally:
+                    _torch.release(torch, device)
+                timings.setdefault((n, precision), []).extend(seconds)
+
+    rounds = repeat_for(params.min_duration_seconds, sweep)
+    rows = [_summary(n, p, _torch.DTYPE_NAMES[p], s) for (n, p), s in timings.items()]
+    output = {
+        "framework": "pytorch",
+        "backend": f"torch-{device.split(':')[0]}",
+        "device_requested": requested,
+        "device": device,
+        "rounds": rounds,
+        "results": rows,
+        "skipped": [
+            {"precision": p.value, **({"matrix_size": n} if n else {}), "reason": why}
+            for (p, n), why in skipped.items()
+        ],
+    }
+    return TaskOutput(
+        output=output,
+        metrics=_metrics(rows),
+        hardware_info=_torch.device_info(torch, device),
+        framework_version=torch.__version__,
+    )
 
 
 def _operands(n: int, precision: PrecisionType) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,16 +162,25 @@ def _operands(n: int, precision: PrecisionType) -> tuple[np.ndarray, np.ndarray,
     return a, b, np.empty((n, n), dtype=dtype)
 
 
-def _summary(n: int, precision: PrecisionType, seconds: list[float]) -> dict[str, Any]:
+def _summary(n: int, precision: PrecisionType, dtype: str, seconds: list[float]) -> dict[str, Any]:
     flop = 2.0 * n**3  # n^2 dot products of length n: n multiplies and n adds each
     best, mean = min(seconds), statistics.fmean(seconds)
     return {
         "matrix_size": n,
         "precision": precision.value,
-        "dtype": np.dtype(NUMPY_DTYPES[precision]).name,
+        "dtype": dtype,
         "iterations": len(seconds),
         "seconds_best": best,
         "seconds_mean": mean,
         "gflops_best": flop / best / 1e9,
         "gflops_mean": flop / mean / 1e9,
     }
+
+
+def _metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    metrics: dict[str, Any] = {
+        f"gflops_{r['precision']}_{r['matrix_size']}": r["gflops_best"] for r in rows
+    }
+    if rows:
+        metrics["peak_gflops"] = max(r["gflops_best"] for r in rows)
+    return metrics

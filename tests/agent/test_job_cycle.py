@@ -75,7 +75,7 @@ def test_memory_benchmark_runs_to_completion_with_results(client: httpx.Client) 
 @pytest.mark.parametrize(
     ("spec", "named"),
     [
-        (experiment("gpu_benchmark"), "task type 'gpu_benchmark' is not supported"),
+        (experiment("gpu_benchmark", framework="numpy"), "framework 'numpy' is not supported"),
         (experiment("llm_generation", framework="openai"), "prompt_template: Field required"),
         (experiment("compute_benchmark", framework="vllm"), "framework 'vllm' is not supported"),
         (experiment("compute_benchmark", {"matrix_sizes": [0]}), "matrix_sizes.0"),
@@ -83,7 +83,7 @@ def test_memory_benchmark_runs_to_completion_with_results(client: httpx.Client) 
         # Rejected inside the job's process: more memory than the machine has.
         (experiment("memory_benchmark", {"test_sizes_mb": [65536]}), "free memory"),
     ],
-    ids=["gpu", "llm-params", "framework", "params", "runs", "in-process"],
+    ids=["gpu-framework", "llm-params", "framework", "params", "runs", "in-process"],
 )
 def test_a_job_the_agent_cannot_run_fails_clearly_and_the_agent_stays_idle(
     client: httpx.Client, spec: dict[str, object], named: str

@@ -27,12 +27,17 @@ def test_info_reports_this_machine(client: httpx.Client) -> None:
     assert system["frameworks"]["numpy"] == numpy.__version__
     assert isinstance(system["gpus"], list)
     capabilities = info["capabilities"]
-    assert set(capabilities["task_types"]) == {
+    assert set(capabilities["tasks"]) == {
         "compute_benchmark",
         "memory_benchmark",
+        "gpu_benchmark",
         "llm_generation",
     }
-    assert capabilities["frameworks"] == ["numpy", "openai"]
+    for name in ("compute_benchmark", "memory_benchmark", "llm_generation"):
+        assert capabilities["tasks"][name]["available"] is True
+        assert name in capabilities["task_types"]
+    assert {"numpy", "openai"} <= set(capabilities["frameworks"])
+    assert capabilities["tasks"]["llm_generation"]["frameworks"] == ["openai"]
     assert info["agent_id"] == client.get("/health").json()["agent_id"]
 
 

@@ -1,0 +1,383 @@
+"""Ruckus against the engine's floor, side by side on one machine: `make bench`.
+
+Starts one Temporal dev server, a floor worker, a Ruckus worker, the Ruckus API and
+instant agents as child processes, measures, prints a table and writes bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from rich.console import Console
+from rich.table import Table
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
+
+from bench.floor import FloorWorkflow
+from ruckus.supervisor import Child, Supervisor
+from ruckus.temporal_server import dev_server_command, find_temporal_binary
+from workflows.types import queue_workflow_id
+
+REPO = Path(__file__).resolve().parents[1]
+console = Console()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def ms(values: list[float], q: float = 0.5) -> str:
+    return f"{pct(values, q) * 1000:.0f}"
+
+
+@dataclass
+class Results:
+    machine: dict[str, str] = field(default_factory=dict)
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, section: str, name: str, value: str) -> None:
+        self.rows.append((section, name, value))
+        console.print(f"  {section:<12} {name:<46} {value}")
+
+
+class Stack:
+    """The processes of one benchmark run, all children of this one."""
+
+    def __init__(self, root: Path, agents: int) -> None:
+        self.root = root
+        self.temporal_port = free_port()
+        self.api_port = free_port()
+        self.agent_ports = [free_port() for _ in range(agents + 2)]
+        self.address = f"127.0.0.1:{self.temporal_port}"
+        self.supervisor = Supervisor(grace=5)
+        self.task_queue = "ruckus-jobs"
+        env = {
+            "TEMPORAL_ADDRESS": self.address,
+            "RUCKUS_STORAGE_DATA_DIR": str(root / "storage"),
+            "RUCKUS_TASK_QUEUE": self.task_queue,
+            "RUCKUS_CALLBACK_BASE_URL": self.api_url,
+        }
+        python = [sys.executable, "-m"]
+        logs = root / "logs"
+        self.children = {
+            "temporal": Child(
+                "temporal",
+                dev_server_command(db_file=root / "temporal.db", port=self.temporal_port),
+                logs / "temporal.log",
+            ),
+            "floor": Child(
+                "floor worker",
+                [*python, "bench.floor", "--address", self.address, "--task-queue", "floor"],
+                logs / "floor.log",
+            ),
+            "worker": Child("worker", [*python, "ruckus.cli", "worker"], logs / "worker.log", env),
+            "api": Child(
+                "api",
+                [*python, "ruckus.cli", "api", "--port", str(self.api_port)],
+                logs / "api.log",
+                env,
+            ),
+            "agents": Child(
+                "agents",
+                [*python, "bench.instant_agent", "--ports", *map(str, self.agent_ports)],
+                logs / "agents.log",
+            ),
+        }
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def agent_url(self, i: int) -> str:
+        return f"http://127.0.0.1:{self.agent_ports[i]}"
+
+    def start(self) -> None:
+        c = self.children
+        self.supervisor.start(c["temporal"], lambda: _temporal_ready(self.address), 60, "")
+        self.supervisor.start(c["floor"], lambda: "ready" in c["floor"].output(), 60, "")
+        self.supervisor.start(c["worker"], lambda: "serving" in c["worker"].output(), 60, "")
+        self.supervisor.start(c["api"], lambda: _ok(self.api_url + "/health"), 60, "")
+        self.supervisor.start(c["agents"], lambda: _ok(self.agent_url(0) + "/health"), 60, "")
+
+    def stop(self) -> None:
+        self.supervisor.stop_all()
+
+
+def _ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _temporal_ready(address: str) -> bool:
+    async def check() -> bool:
+        client = await Client.connect(address)
+        await client.workflow_service.get_system_info(GetSystemInfoRequest())
+        return True
+
+    try:
+        return asyncio.run(asyncio.wait_for(check(), 5))
+    except Exception:
+        return False
+
+
+async def machine(client: Client) -> dict[str, str]:
+    cli = await asyncio.create_subprocess_exec(
+        str(find_temporal_binary()), "--version", stdout=asyncio.subprocess.PIPE
+    )
+    version = (await cli.communicate())[0].decode().strip()
+    info = await client.workflow_service.get_system_info(GetSystemInfoRequest())
+    return {
+        "cores": str(os.cpu_count()),
+        "cpu": platform.processor() or platform.machine(),
+        "memory": f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "python": platform.python_version(),
+        "temporal": f"{version} (server {info.server_version})",
+    }
+
+
+async def floor(client: Client, n: int, res: Results) -> tuple[float, float]:
+    """Workflows per second at saturation, and p50 start-to-result latency."""
+
+    async def one(i: int) -> float:
+        start = time.perf_counter()
+        await client.execute_workflow(
+            FloorWorkflow.run, str(i), id=f"floor-{uuid.uuid4().hex}", task_queue="floor"
+        )
+        return time.perf_counter() - start
+
+    for i in range(20):  # warm up
+        await one(i)
+    unloaded = [await one(i) for i in range(30)]
+    began = time.perf_counter()
+    latencies = await asyncio.gather(*(one(i) for i in range(n)))
+    elapsed = time.perf_counter() - began
+    rate = n / elapsed
+    res.add("floor", f"workflows/s at saturation ({n} at once)", f"{rate:.1f}")
+    res.add("floor", "p50 start-to-result, saturated (ms)", ms(latencies))
+    res.add("floor", "p50 start-to-result, one at a time (ms)", ms(unloaded))
+    return rate, pct(unloaded, 0.5)
+
+
+async def setup_agents(http: httpx.AsyncClient, stack: Stack, count: int) -> list[str]:
+    ids = []
+    for i in range(count):
+        r = await http.post("/api/v1/agents/register", json={"agent_url": stack.agent_url(i)})
+        r.raise_for_status()
+        ids.append(r.json()["agent_id"])
+    return ids
+
+
+async def experiment(http: httpx.AsyncClient) -> str:
+    spec = {
+        "name": "instant",
+        "model": "none",
+        "task": {"name": "instant", "type": "compute_benchmark", "params": {}},
+    }
+    r = await http.post("/api/v1/experiments/", json={"experiment_spec": spec})
+    r.raise_for_status()
+    return str(r.json()["experiment_id"])
+
+
+async def submit(http: httpx.AsyncClient, exp: str, agent: str) -> tuple[str, float, float]:
+    """Submit one job; its id, submit time (epoch s) and create latency (s)."""
+    t0 = time.time()
+    r = await http.post("/api/v1/jobs", json={"experiment_id": exp, "agent_id": agent})
+    r.raise_for_status()
+    return str(r.json()["job_id"]), t0, time.time() - t0
+
+
+async def wait_terminal(http: httpx.AsyncClient, job_ids: list[str], timeout: float) -> None:
+    pending = set(job_ids)
+    deadline = time.monotonic() + timeout
+    while pending:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(pending)} jobs did not finish")
+        for job_id in list(pending)[:50]:
+            status = (await http.get(f"/api/v1/jobs/{job_id}")).json()["status"]["status"]
+            if status in ("completed", "failed", "cancelled", "timeout"):
+                pending.discard(job_id)
+        await asyncio.sleep(0.2)
+
+
+async def wait_status(http: httpx.AsyncClient, job_id: str, status: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while (await http.get(f"/api/v1/jobs/{job_id}")).json()["status"]["status"] != status:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{job_id} did not become {status}")
+        await asyncio.sleep(0.1)
+
+
+async def jobs(
+    http: httpx.AsyncClient, client: Client, stack: Stack, n: int, agents: int, res: Results
+) -> tuple[float, float]:
+    agent_ids = await setup_agents(http, stack, agents)
+    exp = await experiment(http)
+    # One warm-up job per agent.
+    warm = [await submit(http, exp, a) for a in agent_ids]
+    await wait_terminal(http, [w[0] for w in warm], 120)
+
+    unloaded = []
+    for _ in range(10):
+        job_id, t0, _ = await submit(http, exp, agent_ids[0])
+        await wait_terminal(http, [job_id], 60)
+        closed = (await client.get_workflow_handle(job_id).describe()).close_time
+        assert closed is not None
+        unloaded.append(closed.timestamp() - t0)
+
+    began = time.time()
+    submitted = await asyncio.gather(*(submit(http, exp, agent_ids[i % agents]) for i in range(n)))
+    await wait_terminal(http, [s[0] for s in submitted], 600)
+    logs: dict[str, dict[str, Any]] = {}
+    for i in range(agents):
+        logs.update((await http.get(stack.agent_url(i) + "/bench/log")).json())
+    to_completed, dispatch, completion, statuses = [], [], [], []
+    last_close = began
+    for job_id, t0, _ in submitted:
+        desc = await client.get_workflow_handle(job_id).describe()
+        assert desc.close_time is not None
+        closed = desc.close_time.timestamp()
+        last_close = max(last_close, closed)
+        to_completed.append(closed - t0)
+        agent_log = logs[job_id]
+        dispatch.append(agent_log["received"] - t0)
+        completion.append(closed - agent_log["finished"])
+        statuses.append((await http.get(f"/api/v1/jobs/{job_id}")).json()["status"]["status"])
+    rate = n / (last_close - began)
+    completed = statuses.count("completed")
+    res.add("jobs", f"jobs completed / submitted ({agents} agents)", f"{completed} / {n}")
+    res.add("jobs", "jobs/s (submit first → last completed)", f"{rate:.1f}")
+    res.add("jobs", "p50 submit-to-completed, saturated (ms)", ms(to_completed))
+    res.add("jobs", "p95 submit-to-completed, saturated (ms)", ms(to_completed, 0.95))
+    res.add("jobs", "p50 dispatch: submit → agent has it (ms)", ms(dispatch))
+    res.add("jobs", "p50 completion: agent done → COMPLETED (ms)", ms(completion))
+    res.add("jobs", "p50 submit-to-completed, one at a time (ms)", ms(unloaded))
+    return rate, pct(unloaded, 0.5)
+
+
+async def deep_queue(
+    http: httpx.AsyncClient, client: Client, stack: Stack, n: int, index: int, res: Results
+) -> None:
+    url = stack.agent_url(index)
+    await httpx.AsyncClient().post(url + "/bench/mode", params={"busy": True})
+    r = await http.post("/api/v1/agents/register", json={"agent_url": url})
+    agent = r.json()["agent_id"]
+    exp = await experiment(http)
+    latencies = []
+    for _ in range(n):
+        latencies.append((await submit(http, exp, agent))[2])
+    first, last = latencies[:100], latencies[-100:]
+    res.add("deep queue", f"create p50, first 100 of {n} (ms)", ms(first))
+    res.add("deep queue", f"create p50, last 100 of {n} (ms)", ms(last))
+    handle = client.get_workflow_handle(queue_workflow_id(agent))
+    desc = await handle.describe()
+    runs = len([w async for w in client.list_workflows(f'WorkflowId="{queue_workflow_id(agent)}"')])
+    res.add("deep queue", "queue workflow history length (current run)", str(desc.history_length))
+    res.add("deep queue", "queue workflow runs (continue-as-new)", str(runs))
+    worker = stack.children["worker"]
+    assert worker.pid is not None
+    rss = psutil.Process(worker.pid).memory_info().rss / 2**20
+    res.add("deep queue", "worker memory RSS (MiB)", f"{rss:.0f}")
+
+
+async def polling_cost(
+    http: httpx.AsyncClient, client: Client, stack: Stack, index: int, seconds: float, res: Results
+) -> None:
+    url = stack.agent_url(index)
+    await httpx.AsyncClient().post(url + "/bench/mode", params={"hold": True})
+    r = await http.post("/api/v1/agents/register", json={"agent_url": url})
+    agent = r.json()["agent_id"]
+    exp = await experiment(http)
+    job_id, _, _ = await submit(http, exp, agent)
+    handle = client.get_workflow_handle(job_id)
+    await wait_status(http, job_id, "running", 30)
+    before = (await handle.describe()).history_length
+    await asyncio.sleep(seconds)
+    after = (await handle.describe()).history_length
+    per_minute = (after - before) / (seconds / 60)
+    res.add("polling", "history events per job-minute (default 5 s poll)", f"{per_minute:.0f}")
+
+
+async def run(args: argparse.Namespace) -> Results:
+    res = Results()
+    root = Path(tempfile.mkdtemp(prefix="ruckus-bench-"))
+    stack = Stack(root, args.agents)
+    console.print(f"starting the stack under {root}")
+    stack.start()
+    try:
+        client = await Client.connect(stack.address)
+        res.machine = await machine(client)
+        console.print(res.machine)
+        async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:
+            floor_rate, floor_p50 = await floor(client, args.floor, res)
+            job_rate, job_p50 = await jobs(http, client, stack, args.jobs, args.agents, res)
+            res.add("ratios", "jobs/s ÷ floor workflows/s", f"{job_rate / floor_rate:.2f}")
+            res.add("ratios", "job p50 ÷ floor p50 (one at a time)", f"{job_p50 / floor_p50:.1f}")
+            await polling_cost(http, client, stack, args.agents + 1, args.poll_seconds, res)
+            await deep_queue(http, client, stack, args.deep, args.agents, res)
+    finally:
+        stack.stop()
+    return res
+
+
+def report(res: Results, command: str) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in res.machine.items()),
+        "",
+        "| section | measure | value |",
+        "| --- | --- | --- |",
+        *(f"| {s} | {n} | {v} |" for s, n, v in res.rows),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=300)
+    parser.add_argument("--agents", type=int, default=10)
+    parser.add_argument("--floor", type=int, default=300)
+    parser.add_argument("--deep", type=int, default=2000)
+    parser.add_argument("--poll-seconds", type=float, default=60)
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+    res = asyncio.run(run(args))
+    table = Table(title="Ruckus vs the engine's floor")
+    for column in ("section", "measure", "value"):
+        table.add_column(column)
+    for row in res.rows:
+        table.add_row(*row)
+    console.print(table)
+    command = "make bench  # python -m bench.run " + " ".join(sys.argv[1:])
+    args.out.write_text(report(res, command.strip()))
+    console.print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
