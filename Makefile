@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test lint clean
+.PHONY: run test lint clean bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,3 +25,6 @@ test: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench.run
