@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Collection
 
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import (
@@ -14,12 +15,12 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from common.jobs import JobUtility
 from common.models import JobInfo, JobStatus, JobStatusEnum, utcnow
 from common.settings import JobManagerSettings
-from common.storage import AlreadyExistsError, ConflictError, StorageBackend
+from common.storage import AlreadyExistsError, ConflictError, NotFoundError, StorageBackend
 from common.temporal import AGENT_ID_KEY, EXPERIMENT_ID_KEY, JOB_STATUS_KEY, connect_temporal
 from workflows.agent_queue import AgentQueueWorkflow
 from workflows.job import JobWorkflow
@@ -129,6 +130,34 @@ class JobManager:
         except RPCError as err:
             raise TemporalUnavailableError(f"Temporal is unavailable: {err}") from err
 
+    async def unfinished_jobs(self, agent_id: str) -> list[JobInfo]:
+        """The agent's running job, then its queued jobs in queue order."""
+        running = await self._storage.get_running_job(agent_id)
+        queued = await self._storage.get_queued_jobs(agent_id)
+        return [*([running] if running is not None else []), *queued]
+
+    async def cancel_agent_jobs(self, agent_id: str, skip: Collection[str] = ()) -> list[str]:
+        """Cancel every queued or running job of the agent but `skip`; the ids of those cancelled.
+
+        A job that finishes meanwhile is skipped; Temporal being down raises
+        TemporalUnavailableError after the jobs already cancelled.
+        """
+        cancelled = []
+        for job in await self.unfinished_jobs(agent_id):
+            if job.job_id in skip:
+                continue
+            try:
+                await self.cancel_job(job.job_id)
+            except (JobAlreadyFinishedError, NotFoundError):
+                continue
+            except TemporalUnavailableError as err:
+                # Its workflow ended between the read and the cancel: nothing left to cancel.
+                if _workflow_gone(err):
+                    continue
+                raise
+            cancelled.append(job.job_id)
+        return cancelled
+
     async def agent_queue(self, agent_id: str) -> QueueSnapshot:
         """The agent's running job and queue, as its queue workflow sees them."""
         handle = self.client.get_workflow_handle_for(
@@ -183,3 +212,8 @@ class JobManager:
             )
         except Exception:
             log.exception("job %s: could not record its failure to start", job.job_id)
+
+
+def _workflow_gone(err: TemporalUnavailableError) -> bool:
+    cause = err.__cause__
+    return isinstance(cause, RPCError) and cause.status == RPCStatusCode.NOT_FOUND

@@ -103,3 +103,28 @@ class JobManagerSettings(BaseSettings):
     temporal_namespace: str | None = Field(
         default=None, description="Overrides TEMPORAL_NAMESPACE when set"
     )
+
+
+class ServerSettings(BaseSettings):
+    """The server's HTTP API (`RUCKUS_*`); storage and jobs have their own settings."""
+
+    model_config = SettingsConfigDict(env_prefix="RUCKUS_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Interface the API listens on")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port the API listens on")
+    api_key: OptionalSecret = Field(
+        default=None,
+        description="When set, every endpoint but /health requires `Authorization: Bearer <key>`",
+    )
+    cors_origins: list[str] = Field(
+        default=["http://localhost:3000", "http://localhost:5173"],
+        description='Browser origins allowed to call the API, a JSON list: `["https://ui.example"]`',
+    )
+    agent_status_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait for one agent's live status"
+    )
+    dependency_retry_interval: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds between tries to reach Temporal or storage while they are down",
+    )

@@ -59,6 +59,17 @@ def agent(
 
 
 @app.command()
+def api(
+    host: str | None = typer.Option(None, help="Interface to listen on (RUCKUS_HOST)"),
+    port: int | None = typer.Option(None, help="Port to listen on (RUCKUS_PORT)"),
+) -> None:
+    """Run the API server (TEMPORAL_* to connect, RUCKUS_STORAGE_* for storage)."""
+    from api.main import run
+
+    run(host=host, port=port)
+
+
+@app.command()
 def worker() -> None:
     """Run a worker: the job and queue workflows and their activities (TEMPORAL_* to connect)."""
     import asyncio

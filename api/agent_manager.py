@@ -1,0 +1,156 @@
+"""AgentManager: registers agents by URL and reports their live status."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from api.errors import AgentUnreachableError
+from api.job_manager import JobManager
+from api.schemas import ID_RULE, is_valid_id
+from common.agent_client import AgentCallError, AgentUtility
+from common.models import AgentStatus, AgentStatusEnum, RegisteredAgentInfo, utcnow
+from common.settings import JobManagerSettings, ServerSettings
+from common.storage import AlreadyExistsError, NotFoundError, StorageBackend
+
+log = logging.getLogger(__name__)
+
+
+class AgentManager:
+    """Agents as the server knows them (storage), and as they are now (their status endpoint)."""
+
+    def __init__(
+        self,
+        storage: StorageBackend,
+        job_manager: JobManager,
+        settings: ServerSettings,
+        job_settings: JobManagerSettings,
+        require_temporal: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._storage = storage
+        self._job_manager = job_manager
+        self._settings = settings
+        self._job_settings = job_settings
+        self._require_temporal = require_temporal
+        self._agents: AgentUtility | None = None
+
+    async def start(self) -> None:
+        token = self._job_settings.agent_token
+        self._agents = AgentUtility(
+            timeout=self._job_settings.agent_call_timeout,
+            token=token.get_secret_value() if token else None,
+        )
+
+    async def stop(self) -> None:
+        if self._agents is not None:
+            await self._agents.aclose()
+            self._agents = None
+
+    @property
+    def agents(self) -> AgentUtility:
+        if self._agents is None:
+            raise RuntimeError("the AgentManager is not started")
+        return self._agents
+
+    async def register_agent(self, agent_url: str) -> RegisteredAgentInfo:
+        """Read the agent's info at `agent_url` and record it under the id the agent reports."""
+        try:
+            answer = await self.agents.get_agent_info(agent_url)
+        except AgentCallError as err:
+            raise AgentUnreachableError(
+                f"cannot register the agent at {agent_url}: {err}", retryable=err.retryable
+            ) from err
+        info = answer.agent_info
+        if not is_valid_id(info.agent_id):
+            raise AgentUnreachableError(
+                f"the agent at {agent_url} reports the id {info.agent_id[:200]!r}, which is not "
+                f"a valid agent id ({ID_RULE}); give it another one",
+                retryable=False,
+            )
+        agent = RegisteredAgentInfo(
+            **info.model_dump(), agent_url=agent_url, registered_at=utcnow()
+        )
+        try:
+            await self._storage.register_agent(agent)
+        except AlreadyExistsError:
+            known = await self._known_url(agent.agent_id)
+            raise AlreadyExistsError(
+                f"agent {agent.agent_id} is already registered{known}; unregister it first "
+                "to register it again"
+            ) from None
+        log.info("registered agent %s at %s", agent.agent_id, agent_url)
+        return agent
+
+    async def unregister_agent(self, agent_id: str) -> list[str]:
+        """Cancel the agent's queued and running jobs, then forget the agent; its history stays.
+
+        Returns the ids of the jobs cancelled. Nothing is removed while Temporal is down and
+        the agent has jobs to cancel.
+        """
+        await self._storage.get_agent(agent_id)
+        cancelled = await self._cancel_jobs(agent_id)
+        await self._storage.remove_agent(agent_id)
+        # A job created while the first ones were being cancelled would be left behind.
+        try:
+            cancelled += await self._job_manager.cancel_agent_jobs(agent_id, skip=cancelled)
+        except Exception:
+            log.exception("agent %s: cancelling its last jobs failed", agent_id)
+        log.info("unregistered agent %s; cancelled jobs %s", agent_id, cancelled or "none")
+        return cancelled
+
+    async def list_agents(self) -> list[RegisteredAgentInfo]:
+        return await self._storage.list_agents()
+
+    async def get_agent_info(self, agent_id: str) -> RegisteredAgentInfo:
+        return await self._storage.get_agent(agent_id)
+
+    async def get_agent_status(self, agent_id: str) -> AgentStatus:
+        return await self._live_status(await self._storage.get_agent(agent_id))
+
+    async def list_agent_status(self) -> list[AgentStatus]:
+        """Every agent's live status, asked concurrently, each within the status timeout."""
+        agents = await self._storage.list_agents()
+        return list(await asyncio.gather(*(self._live_status(a) for a in agents)))
+
+    async def refresh_if_unavailable(self, agent_id: str) -> None:
+        """Re-ask an agent last seen unavailable, so a job for it is not failed on old news."""
+        try:
+            agent = await self._storage.get_agent(agent_id)
+        except NotFoundError:
+            return  # job creation names the unknown agent itself
+        if agent.status is AgentStatusEnum.UNAVAILABLE:
+            await self._live_status(agent)
+
+    async def _live_status(self, agent: RegisteredAgentInfo) -> AgentStatus:
+        """The agent's answer, or `unavailable`; a change is recorded as its last-seen status."""
+        try:
+            async with asyncio.timeout(self._settings.agent_status_timeout):
+                status = await self.agents.get_agent_status(agent.agent_url)
+        except (AgentCallError, TimeoutError) as err:
+            log.info("agent %s is unavailable: %s", agent.agent_id, err or "timed out")
+            status = AgentStatus(agent_id=agent.agent_id, status=AgentStatusEnum.UNAVAILABLE)
+        if status.agent_id != agent.agent_id:
+            log.warning(
+                "the agent at %s reports id %s, not %s: another agent took its place",
+                agent.agent_url,
+                status.agent_id,
+                agent.agent_id,
+            )
+            status = AgentStatus(agent_id=agent.agent_id, status=AgentStatusEnum.UNAVAILABLE)
+        if status.status is not agent.status:
+            with contextlib.suppress(NotFoundError):  # unregistered meanwhile
+                await self._storage.update_agent_status(agent.agent_id, status.status)
+        return status
+
+    async def _cancel_jobs(self, agent_id: str) -> list[str]:
+        if self._require_temporal is not None and await self._job_manager.unfinished_jobs(agent_id):
+            await self._require_temporal()
+        return await self._job_manager.cancel_agent_jobs(agent_id)
+
+    async def _known_url(self, agent_id: str) -> str:
+        try:
+            return f" at {(await self._storage.get_agent(agent_id)).agent_url}"
+        except NotFoundError:
+            return ""

@@ -1,0 +1,113 @@
+"""The server's FastAPI app: one storage and one Temporal client shared by three managers."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from temporalio.client import Client
+
+from api.agent_manager import AgentManager
+from api.connections import Connections
+from api.dependencies import api_key_check, require_storage
+from api.errors import install_error_handlers
+from api.experiment_manager import ExperimentManager
+from api.job_manager import JobManager
+from api.routers import agents, experiments, health, jobs, results
+from common.settings import JobManagerSettings, ServerSettings, StorageSettings
+from common.storage import StorageBackend, create_storage
+
+DESCRIPTION = """\
+Ruckus runs ML benchmark **experiments** on registered **agents**; each **job** (one
+experiment on one agent) is a durable Temporal workflow.
+
+Errors answer `{"detail": "..."}`: 404 unknown id, 409 conflict, 422 invalid request,
+503 storage or Temporal unreachable (try again shortly). When the server has an API key
+(`RUCKUS_API_KEY`), send `Authorization: Bearer <key>` on every call but `/health`.
+"""
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("ruckus")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(
+    settings: ServerSettings | None = None,
+    *,
+    storage: StorageBackend | None = None,
+    temporal_client: Client | None = None,
+    storage_settings: StorageSettings | None = None,
+    job_settings: JobManagerSettings | None = None,
+) -> FastAPI:
+    """The API for these settings; settings not given are read from the environment.
+
+    A `storage` or `temporal_client` passed in is used as is (already initialised or
+    connected) and left open at shutdown; otherwise the app creates, retries and closes its own.
+    """
+    settings = settings or ServerSettings()
+    job_settings = job_settings or JobManagerSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Started in order, stopped in reverse: storage, Temporal and the JobManager, the
+        # ExperimentManager, the AgentManager.
+        async with AsyncExitStack() as stack:
+            store = storage or create_storage(storage_settings or StorageSettings())
+            if storage is None:
+                stack.push_async_callback(store.close)
+            job_manager = JobManager(store, temporal_client, job_settings)
+            stack.push_async_callback(job_manager.stop)
+            connections = Connections(
+                store,
+                job_manager,
+                retry_interval=settings.dependency_retry_interval,
+                storage_ready=storage is not None,
+            )
+            await connections.start()
+            stack.push_async_callback(connections.stop)
+            experiment_manager = ExperimentManager(store)
+            await experiment_manager.start()
+            stack.push_async_callback(experiment_manager.stop)
+            agent_manager = AgentManager(
+                store, job_manager, settings, job_settings, connections.require_temporal
+            )
+            await agent_manager.start()
+            stack.push_async_callback(agent_manager.stop)
+
+            app.state.storage = store
+            app.state.connections = connections
+            app.state.job_manager = job_manager
+            app.state.experiment_manager = experiment_manager
+            app.state.agent_manager = agent_manager
+            yield
+
+    app = FastAPI(
+        title="Ruckus server",
+        version=_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+    install_error_handlers(
+        app,
+        retry_after=settings.dependency_retry_interval,
+        on_temporal_down=lambda reason: app.state.connections.temporal_failed(reason),
+    )
+    guarded = [Depends(api_key_check(settings)), Depends(require_storage)]
+    app.include_router(health.router)
+    for area in (agents, experiments, jobs, results):
+        app.include_router(area.router, dependencies=guarded)
+    return app

@@ -1,0 +1,144 @@
+"""Typed errors to HTTP answers: every error is `{"detail": "<what to do>"}` with its status."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import sqlalchemy.exc
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.responses import Response
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.job_manager import TemporalUnavailableError
+from common.storage import AlreadyExistsError, ConflictError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+# RPC answers that mean "Temporal did not answer", not "Temporal refused this request".
+UNREACHABLE_CODES = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.CANCELLED,
+        RPCStatusCode.UNKNOWN,
+        RPCStatusCode.INTERNAL,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+
+
+class StorageUnavailableError(Exception):
+    """Storage cannot be reached (yet); the server keeps trying."""
+
+
+class AgentUnreachableError(Exception):
+    """Registration could not read the agent's info; `retryable` says whether trying may help."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def temporal_unreachable(err: BaseException) -> bool:
+    """Whether `err` (or its cause) says Temporal did not answer."""
+    cause = err if isinstance(err, RPCError) else err.__cause__
+    if isinstance(cause, RPCError):
+        return cause.status in UNREACHABLE_CODES
+    return True
+
+
+def storage_unreachable_detail(err: BaseException) -> str:
+    """A short reason for a database failure, without the SQL or its parameters."""
+    if isinstance(err, sqlalchemy.exc.DBAPIError) and err.orig is not None:
+        err = err.orig
+    text = f"{err.__class__.__name__}: {err}".strip().rstrip(":")
+    return text.splitlines()[0][:300] if text else err.__class__.__name__
+
+
+def _json(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def install_error_handlers(
+    app: FastAPI, retry_after: float, on_temporal_down: Callable[[str], None]
+) -> None:
+    """Map the typed errors of storage, the JobManager and registration to their HTTP status."""
+    retry = {"Retry-After": str(max(1, math.ceil(retry_after)))}
+
+    def handler(
+        fn: Callable[[Exception], Response],
+    ) -> Callable[[Request, Exception], Awaitable[Response]]:
+        async def handle(_: Request, err: Exception) -> Response:
+            return fn(err)
+
+        return handle
+
+    def not_found(err: Exception) -> Response:
+        return _json(404, str(err))
+
+    def conflict(err: Exception) -> Response:
+        return _json(409, str(err))
+
+    def temporal_down(err: Exception) -> Response:
+        if isinstance(err, RPCError) and not temporal_unreachable(err):
+            log.warning("Temporal refused a request: %s", err)
+            return _json(502, f"Temporal refused the request: {err}")
+        detail = str(err) if isinstance(err, TemporalUnavailableError) else None
+        detail = detail or f"Temporal is unavailable: {err}"
+        on_temporal_down(detail)
+        return _json(503, f"{detail}; the server reconnects by itself, try again shortly", retry)
+
+    def storage_down(err: Exception) -> Response:
+        if isinstance(err, StorageUnavailableError):
+            return _json(503, str(err), retry)
+        reason = storage_unreachable_detail(err)
+        log.warning("storage failed during a request: %s", reason)
+        return _json(503, f"storage is unavailable: {reason}; try again shortly", retry)
+
+    def agent_unreachable(err: Exception) -> Response:
+        assert isinstance(err, AgentUnreachableError)
+        return _json(503 if err.retryable else 502, str(err))
+
+    def unexpected(err: Exception) -> Response:
+        log.error("unexpected error", exc_info=err)
+        return _json(500, "internal error: the server log has the details")
+
+    table: list[tuple[type[Exception], Callable[[Exception], Response]]] = [
+        (NotFoundError, not_found),
+        (AlreadyExistsError, conflict),
+        (ConflictError, conflict),
+        (TemporalUnavailableError, temporal_down),
+        (RPCError, temporal_down),
+        (StorageUnavailableError, storage_down),
+        # The database did not answer: a lost connection, a refused one, a pool timeout.
+        (sqlalchemy.exc.OperationalError, storage_down),
+        (sqlalchemy.exc.InterfaceError, storage_down),
+        (sqlalchemy.exc.TimeoutError, storage_down),
+        (ConnectionError, storage_down),
+        (AgentUnreachableError, agent_unreachable),
+        (Exception, unexpected),
+    ]
+    for exc_type, fn in table:
+        app.add_exception_handler(exc_type, handler(fn))
+
+
+_DESCRIPTIONS = {
+    401: "The API key is missing or wrong (when the server has one)",
+    404: "No such agent, experiment, job or result; the detail names it",
+    409: "The request conflicts with the current state; the detail says how",
+    422: "The request is invalid; the detail names the field",
+    502: "The agent or Temporal answered something the server cannot use",
+    503: "Storage, Temporal or the agent cannot be reached; try again shortly",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers of an endpoint (401 and 503 apply to all)."""
+    from api.schemas import ErrorResponse
+
+    wanted = sorted({401, 503, *codes} - {422})
+    return {code: {"model": ErrorResponse, "description": _DESCRIPTIONS[code]} for code in wanted}

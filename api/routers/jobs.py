@@ -1,0 +1,102 @@
+"""/api/v1/jobs: one experiment on one agent, each a Temporal workflow."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.dependencies import AgentManagerDep, ConnectionsDep, JobManagerDep, require_temporal
+from api.errors import error_responses
+from api.job_manager import JobAlreadyFinishedError, TemporalUnavailableError
+from api.routers import collection_route
+from api.schemas import ID_MAX_LENGTH, ID_PATTERN, CreateJobRequest, JobIdPath, JobListResponse
+from common.models import JobInfo, JobStatusEnum
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+IdFilter = Annotated[str | None, Query(max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
+
+
+@collection_route(
+    router,
+    "POST",
+    "",
+    response_model=JobInfo,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(require_temporal)],
+    responses=error_responses(404),
+)
+async def create_job(
+    body: CreateJobRequest, manager: JobManagerDep, agents: AgentManagerDep
+) -> JobInfo:
+    """Run an experiment on an agent: 201 once the job waits in the agent's queue.
+
+    Unknown experiment or agent: 404 naming it. Temporal unreachable: 503.
+    """
+    await agents.refresh_if_unavailable(body.agent_id)
+    return await manager.create_job(body.experiment_id, body.agent_id)
+
+
+@collection_route(router, "GET", "", response_model=JobListResponse, responses=error_responses())
+async def list_jobs(
+    manager: JobManagerDep,
+    agent_id: IdFilter = None,
+    experiment_id: IdFilter = None,
+    job_status: Annotated[
+        JobStatusEnum | None, Query(alias="status", description="Only jobs with this status")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Jobs per page")] = 100,
+    offset: Annotated[int, Query(ge=0, description="Jobs to skip, newest first")] = 0,
+) -> JobListResponse:
+    """Jobs grouped by agent, newest first; filters and paging apply before grouping."""
+    jobs = await manager.list_jobs(
+        agent_id=agent_id,
+        experiment_id=experiment_id,
+        status=job_status,
+        limit=limit,
+        offset=offset,
+    )
+    grouped: dict[str, list[JobInfo]] = {}
+    for job in jobs:
+        grouped.setdefault(job.agent_id, []).append(job)
+    return JobListResponse(jobs=grouped)
+
+
+@router.get("/{job_id}", response_model=JobInfo, responses=error_responses(404))
+async def get_job(job_id: JobIdPath, manager: JobManagerDep) -> JobInfo:
+    """The job's last recorded status (the durable record, also while Temporal is down)."""
+    return await manager.get_job(job_id)
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(404, 409),
+)
+async def cancel_job(
+    job_id: JobIdPath, manager: JobManagerDep, connections: ConnectionsDep
+) -> Response:
+    """Cancel a job: a queued one leaves the queue, a running one is stopped on its agent.
+
+    The job ends CANCELLED shortly after this answer. Already finished: 409.
+    """
+    job = await manager.get_job(job_id)
+    if job.status.status.is_terminal:
+        raise _finished(job_id, f"status {job.status.status.value}")
+    await connections.require_temporal()
+    try:
+        await manager.cancel_job(job_id)
+    except TemporalUnavailableError as err:
+        cause = err.__cause__
+        if isinstance(cause, RPCError) and cause.status == RPCStatusCode.NOT_FOUND:
+            # The workflow ended between the read and the cancel; its end is being recorded.
+            raise _finished(job_id, "its workflow ended; its final status follows") from err
+        raise
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _finished(job_id: str, what: str) -> JobAlreadyFinishedError:
+    return JobAlreadyFinishedError(f"job {job_id} already finished ({what}): nothing to cancel")

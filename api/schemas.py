@@ -1,0 +1,175 @@
+"""Request and answer bodies of the server's HTTP API (field names are the existing contract)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from common.models import AgentStatus, ExperimentSpec, JobInfo, RegisteredAgentInfo
+
+# The charset of experiment ids in common.models, used for every id the API accepts: ids end
+# up in URLs, workflow ids and log lines, so nothing outside it (no '/', no leading '.').
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+ID_MAX_LENGTH = 128
+ID_RULE = "letters, digits, '_', '-' and '.', starting with a letter or digit, at most 128"
+
+
+def _id_field(what: str) -> Any:
+    return Field(
+        min_length=1,
+        max_length=ID_MAX_LENGTH,
+        pattern=ID_PATTERN,
+        description=f"The {what}'s id ({ID_RULE})",
+    )
+
+
+def _id_path(what: str) -> Any:
+    return Path(
+        min_length=1,
+        max_length=ID_MAX_LENGTH,
+        pattern=ID_PATTERN,
+        description=f"The {what}'s id ({ID_RULE})",
+    )
+
+
+AgentIdPath = Annotated[str, _id_path("agent")]
+ExperimentIdPath = Annotated[str, _id_path("experiment")]
+JobIdPath = Annotated[str, _id_path("job")]
+
+
+def is_valid_id(value: str) -> bool:
+    """Whether `value` follows the id rule (for ids the API did not receive in a request)."""
+    return 0 < len(value) <= ID_MAX_LENGTH and re.fullmatch(ID_PATTERN, value) is not None
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. http://host:8081")
+    if parts.query or parts.fragment:
+        raise ValueError("must be the agent's base URL, without a query or fragment")
+    return value.strip().rstrip("/")
+
+
+class Request(BaseModel):
+    """Base of request bodies: fields other Ruckus clients add are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+# Agents
+
+
+class RegisterAgentRequest(Request):
+    agent_url: Annotated[str, Field(max_length=2048), AfterValidator(_http_url)] = Field(
+        description="Base URL of the agent; the server reads its /api/v1/info",
+        examples=["http://127.0.0.1:8081"],
+    )
+
+
+class RegisterAgentResponse(BaseModel):
+    agent_id: str
+    registered_at: datetime
+
+
+class UnregisterAgentRequest(Request):
+    agent_id: Annotated[str, _id_field("agent")]
+
+
+class UnregisterAgentResponse(BaseModel):
+    agent_id: str
+    cancelled_jobs: list[str] = Field(
+        description="Jobs of the agent that were queued or running and are now cancelled"
+    )
+
+
+class AgentListResponse(BaseModel):
+    agents: list[RegisteredAgentInfo]
+
+
+class AgentInfoAnswer(BaseModel):
+    agent: RegisteredAgentInfo
+
+
+class AgentStatusListResponse(BaseModel):
+    agents: list[AgentStatus]
+
+
+class AgentStatusAnswer(BaseModel):
+    agent: AgentStatus
+
+
+# Experiments
+
+
+class CreateExperimentRequest(Request):
+    experiment_spec: ExperimentSpec
+
+
+class CreateExperimentResponse(BaseModel):
+    experiment_id: str
+    created_at: datetime
+
+
+class ExperimentListResponse(BaseModel):
+    experiments: list[ExperimentSpec]
+
+
+class ExperimentAnswer(BaseModel):
+    experiment: ExperimentSpec
+
+
+class DeleteExperimentResponse(BaseModel):
+    experiment_id: str
+    deleted_at: datetime
+
+
+# Jobs
+
+
+class CreateJobRequest(Request):
+    experiment_id: Annotated[str, _id_field("experiment")]
+    agent_id: Annotated[str, _id_field("agent")]
+
+
+class JobListResponse(BaseModel):
+    jobs: dict[str, list[JobInfo]] = Field(
+        description="Jobs grouped by agent id, each list newest first"
+    )
+
+
+# Results
+
+
+Result = dict[str, Any]
+
+
+class ResultListResponse(BaseModel):
+    results: list[Result] = Field(
+        description="Stored results, oldest saved first; each is the agent's JobResult document"
+    )
+
+
+class ResultAnswer(BaseModel):
+    result: Result = Field(description="The agent's JobResult document for the job")
+
+
+# Health
+
+
+class HealthResponse(BaseModel):
+    status: Literal["healthy", "degraded"] = Field(
+        description="`degraded` while storage or Temporal is unreachable"
+    )
+    version: str
+    storage: str = Field(description="`ok`, or `unavailable: <reason>`")
+    temporal: str = Field(description="`ok`, or `unavailable: <reason>`")
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="What went wrong and what to do about it")
