@@ -84,7 +84,7 @@ def run_dev(cfg: DevConfig, console: Console | None = None) -> int:
         console.print(f"[bold]{stop}[/]: stopping Ruckus")
         return 0
     except (StackError, RuckusAPIError, TemporalBinaryNotFound) as err:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"[red]error:[/] {err}", soft_wrap=True)
         return 1
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -181,8 +181,10 @@ def _watch(supervisor: Supervisor, console: Console) -> int:
         if dead is not None:
             console.print(
                 f"[red]error:[/] the {dead.name} exited with code {dead.exit_code()}; "
-                f"see {dead.log_path}\n{dead.last_lines()}"
+                f"see {dead.log_path}",
+                soft_wrap=True,
             )
+            console.print(dead.last_lines(), markup=False, highlight=False)
             return 1
         time.sleep(0.5)
 
