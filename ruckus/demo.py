@@ -39,9 +39,12 @@ def run_demo(client: RuckusClient, agent_id: str, cfg: DevConfig, console: Conso
     job = watch_job(client, job.job_id, console)
     if job.status.status.value == "completed":
         print_result(client.get_result(job.job_id), console)
-    console.print(f"job in the API:         {cfg.api_url}/api/v1/jobs/{job.job_id}")
-    console.print(f"results in the API:     {cfg.api_url}/api/v1/results/{job.job_id}")
-    console.print(f"job in the Temporal UI: {cfg.workflow_url(job.job_id)}")
+    for what, url in (
+        ("job in the API:        ", f"{cfg.api_url}/api/v1/jobs/{job.job_id}"),
+        ("results in the API:    ", f"{cfg.api_url}/api/v1/results/{job.job_id}"),
+        ("job in the Temporal UI:", cfg.workflow_url(job.job_id)),
+    ):
+        console.print(f"{what} {url}", soft_wrap=True)
     return job
 
 
@@ -77,6 +80,8 @@ def print_result(result: dict[str, Any], console: Console) -> None:
 def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = []
     for key, value in data.items():
+        if key == "repeats":  # per-run detail: `ruckus results show --json` has it
+            continue
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             rows += _flatten(value, name + ".")
