@@ -20,7 +20,6 @@ class ExecuteCall(BaseModel):
     agent_url: str
     job_id: str
     spec: ExperimentSpec
-    callback_url: str | None = None
 
 
 class ResultsTransfer(BaseModel):

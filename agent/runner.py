@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from agent import child, outcomes
+from agent.notify import Notifier
 from agent.redaction import redacted
 from agent.store import JobRecord, JobStore
 from agent.tasks import TaskError, resolve, supported_tasks
@@ -53,6 +54,8 @@ class _ActiveJob:
     supervisor: asyncio.Task[None] | None = None
     process: child.Process | None = None
     started_at: datetime | None = None
+    # Kept in memory only: the URL carries the server's token for this job.
+    callback_url: str | None = None
 
 
 class JobRunner:
@@ -66,6 +69,7 @@ class JobRunner:
         self.agent_id = settings.agent_id or ""
         self._startup_error: str | None = None
         self._started = time.monotonic()
+        self.notifier = Notifier()
 
     # Lifecycle
 
@@ -97,6 +101,7 @@ class JobRunner:
             job.stop_reason = "shutdown"
             job.stop_requested.set()
             await asyncio.shield(job.supervisor)
+        await self.notifier.aclose()
 
     # Queries
 
@@ -161,10 +166,12 @@ class JobRunner:
             record = outcomes.failed(record, None, str(exc), type(exc).__name__)
             self.records[record.job_id] = record
             await self._save(record)
+            self.notifier.job_ended(request.callback_url, record.job_id, record.status)
             return record, True
         self.records[record.job_id] = record
         timeout = spec.timeout_seconds
         job = _ActiveJob(record, float(timeout or self.settings.default_timeout_seconds))
+        job.callback_url = request.callback_url
         self.active = job
         job.supervisor = asyncio.create_task(self._supervise(job), name=f"job {record.job_id}")
         return record, True
@@ -197,6 +204,7 @@ class JobRunner:
         self.records[job_id] = final
         await self._save(final)
         self.active = None
+        self.notifier.job_ended(job.callback_url, job_id, final.status)
         for path in self._work_paths(job_id).values():
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)

@@ -197,6 +197,19 @@ class ExecuteJobRequest(WireModel):
 
     experiment_spec: ExperimentSpec
     job_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    callback_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        max_length=2048,
+        description="Where to POST a JobNotification when the job ends (agents may ignore it)",
+    )
+
+
+class JobNotification(WireModel):
+    """What an agent POSTs to a job's callback URL when the job ends."""
+
+    job_id: str
+    status: JobStatus
 
 
 class ExecuteJobResponse(WireModel):

@@ -29,7 +29,8 @@ def build_worker(
     agents: AgentUtility,
     settings: JobManagerSettings,
 ) -> Worker:
-    agent_activities = AgentActivities(agents)
+    secret = settings.callback_secret.get_secret_value() if settings.callback_secret else None
+    agent_activities = AgentActivities(agents, settings.callback_base_url, secret)
     storage_activities = StorageActivities(storage, agents)
     return Worker(
         client,
