@@ -99,6 +99,14 @@ class JobManagerSettings(BaseSettings):
     agent_token: OptionalSecret = Field(
         default=None, description="Bearer token sent on every agent call"
     )
+    callback_base_url: str | None = Field(
+        default=None,
+        description="The API's URL as agents reach it; agents then report job ends at once",
+    )
+    callback_secret: OptionalSecret = Field(
+        default=None,
+        description="Signs callback URLs; set the same value on API servers and workers",
+    )
     task_queue: str = Field(default="ruckus-jobs", description="Temporal task queue of jobs")
     temporal_namespace: str | None = Field(
         default=None, description="Overrides TEMPORAL_NAMESPACE when set"
