@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -13,12 +15,16 @@ from temporalio.client import Client
 from api.agent_manager import AgentManager
 from api.connections import Connections
 from api.dependencies import api_key_check, require_storage
-from api.errors import install_error_handlers
+from api.errors import RejectControlCharacters, install_error_handlers
 from api.experiment_manager import ExperimentManager
 from api.job_manager import JobManager
 from api.routers import agents, experiments, health, jobs, results
 from common.settings import JobManagerSettings, ServerSettings, StorageSettings
 from common.storage import StorageBackend, create_storage
+
+log = logging.getLogger(__name__)
+
+STORAGE_CLOSE_TIMEOUT_S = 10.0
 
 DESCRIPTION = """\
 Ruckus runs ML benchmark **experiments** on registered **agents**; each **job** (one
@@ -35,6 +41,15 @@ def _version() -> str:
         return importlib.metadata.version("ruckus")
     except importlib.metadata.PackageNotFoundError:
         return "0.0.0"
+
+
+async def _bounded(close: Callable[[], Awaitable[None]], seconds: float) -> None:
+    """Close within `seconds`: a database that stopped answering must not hold up shutdown."""
+    try:
+        async with asyncio.timeout(seconds):
+            await close()
+    except TimeoutError:
+        log.warning("storage did not close within %g s; leaving it", seconds)
 
 
 def create_app(
@@ -60,7 +75,7 @@ def create_app(
         async with AsyncExitStack() as stack:
             store = storage or create_storage(storage_settings or StorageSettings())
             if storage is None:
-                stack.push_async_callback(store.close)
+                stack.push_async_callback(_bounded, store.close, STORAGE_CLOSE_TIMEOUT_S)
             job_manager = JobManager(store, temporal_client, job_settings)
             stack.push_async_callback(job_manager.stop)
             connections = Connections(
@@ -95,6 +110,7 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.add_middleware(RejectControlCharacters)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 from datetime import timedelta
 
 from temporalio.envconfig import ClientConfigProfile
@@ -20,8 +19,6 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
 PROBE_TIMEOUT_S = 2.0
-# A probe this recent answers for every request that arrives meanwhile.
-PROBE_REUSE_S = 0.25
 
 
 def temporal_address() -> str:
@@ -38,8 +35,9 @@ class Connections:
 
     A dependency that is down at start does not stop the server: it is retried every
     `retry_interval` seconds, /health says which one is down and why, and the endpoints that
-    need it answer 503 until it is back. Temporal is also re-probed at once when a request
-    needs it while it is marked down, so recovery shows on the first request after it.
+    need it answer 503 until it is back. Requests that need Temporal probe it first (probes
+    are shared for a moment between concurrent requests), so both its loss and its return
+    show on the next such request.
     """
 
     def __init__(
@@ -56,7 +54,7 @@ class Connections:
         self._storage_ready = storage_ready
         self.storage_error: str | None = None if storage_ready else "not connected yet"
         self.temporal_error: str | None = "not connected yet"
-        self._temporal_probed_at = 0.0
+        self._temporal_probes = 0
         self._probe_lock = asyncio.Lock()
         self._storage_lock = asyncio.Lock()
         self._monitor: asyncio.Task[None] | None = None
@@ -90,8 +88,8 @@ class Connections:
             )
 
     async def require_temporal(self) -> None:
-        if self.temporal_error is None:
-            return
+        """Probe first (about a millisecond): a call to a Temporal that just went away would
+        otherwise spend the SDK's ~10 s of retries before failing."""
         if not await self._probe_temporal():
             raise TemporalUnavailableError(
                 f"Temporal is unavailable at {temporal_address()}: {self.temporal_error}"
@@ -144,13 +142,16 @@ class Connections:
     # Temporal
 
     async def _probe_temporal(self, *, force: bool = False) -> bool:
-        """Connect if never connected, else ask Temporal for its health; True when it answers."""
+        """Connect if never connected, else ask Temporal for its health; True when it answers.
+
+        Requests that queued behind a probe take its answer instead of probing again.
+        """
+        seen = self._temporal_probes
         async with self._probe_lock:
-            recent = time.monotonic() - self._temporal_probed_at < PROBE_REUSE_S
-            if recent and not force:
+            if self._temporal_probes != seen and not force:
                 return self.temporal_error is None
             error = await self._temporal_problem()
-            self._temporal_probed_at = time.monotonic()
+            self._temporal_probes += 1
             if error is None and self.temporal_error is not None:
                 log.info("Temporal is reachable at %s", temporal_address())
             elif error is not None and error != self.temporal_error:

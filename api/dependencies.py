@@ -47,15 +47,23 @@ JobManagerDep = Annotated[JobManager, Depends(_job_manager)]
 ConnectionsDep = Annotated[Connections, Depends(_connections)]
 
 
+async def _open() -> None:
+    """No API key is configured: every caller is welcome."""
+
+
 def api_key_check(settings: ServerSettings) -> Callable[..., Awaitable[None]]:
-    """A dependency requiring the configured key as a bearer token; open when none is set."""
-    expected = settings.api_key.get_secret_value().encode() if settings.api_key else None
+    """A dependency requiring the configured key as a bearer token; open when none is set.
+
+    The bearer scheme shows in the OpenAPI schema only when a key is set, so the published
+    schema says what this server actually requires.
+    """
+    if settings.api_key is None:
+        return _open
+    expected = settings.api_key.get_secret_value().encode()
 
     async def require_api_key(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> None:
-        if expected is None:
-            return
         given = credentials.credentials.encode() if credentials is not None else b""
         if not hmac.compare_digest(given, expected):
             raise HTTPException(

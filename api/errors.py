@@ -9,11 +9,16 @@ from typing import Any
 
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.job_manager import TemporalUnavailableError
+from api.schemas import ErrorResponse
 from common.storage import AlreadyExistsError, ConflictError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -107,6 +112,14 @@ def install_error_handlers(
         log.error("unexpected error", exc_info=err)
         return _json(500, "internal error: the server log has the details")
 
+    async def http_error(request: Request, err: Exception) -> Response:
+        assert isinstance(err, StarletteHTTPException)
+        if err.status_code == 405:
+            return _method_not_allowed(request)
+        return await http_exception_handler(request, err)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+
     table: list[tuple[type[Exception], Callable[[Exception], Response]]] = [
         (NotFoundError, not_found),
         (AlreadyExistsError, conflict),
@@ -126,7 +139,42 @@ def install_error_handlers(
         app.add_exception_handler(exc_type, handler(fn))
 
 
+class RejectControlCharacters:
+    """404 for a path with control characters, before routing.
+
+    Starlette's route patterns end in `$`, which also matches before a final newline, so
+    `/api/v1/experiments/%0A` would otherwise be answered by the experiment list.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+            response = _json(404, "no such path: it contains control characters")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _method_not_allowed(request: Request) -> Response:
+    """405 whose Allow header lists every method of the path, not only its first route's."""
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE and isinstance(route, BaseRoute):
+            allowed |= set(getattr(route, "methods", None) or ())
+    method = request.method
+    return _json(
+        405,
+        f"{method} is not allowed on {request.url.path}; allowed: {', '.join(sorted(allowed))}",
+        {"Allow": ", ".join(sorted(allowed))},
+    )
+
+
 _DESCRIPTIONS = {
+    400: "The body is not JSON",
     401: "The API key is missing or wrong (when the server has one)",
     404: "No such agent, experiment, job or result; the detail names it",
     409: "The request conflicts with the current state; the detail says how",
@@ -138,7 +186,5 @@ _DESCRIPTIONS = {
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error answers of an endpoint (401 and 503 apply to all)."""
-    from api.schemas import ErrorResponse
-
     wanted = sorted({401, 503, *codes} - {422})
     return {code: {"model": ErrorResponse, "description": _DESCRIPTIONS[code]} for code in wanted}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
+import httpx
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -47,13 +47,21 @@ def is_valid_id(value: str) -> bool:
     return 0 < len(value) <= ID_MAX_LENGTH and re.fullmatch(ID_PATTERN, value) is not None
 
 
-def _http_url(value: str) -> str:
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host, e.g. http://host:8081")
-    if parts.query or parts.fragment:
-        raise ValueError("must be the agent's base URL, without a query or fragment")
-    return value.strip().rstrip("/")
+# Scheme, host name or IPv4 address, optional port (0-65535), optional path of URL characters:
+# what the agent client can call. The schema carries it, so every client sees the rule.
+AGENT_URL_PATTERN = (
+    r"^https?://[A-Za-z0-9\-._~]+"
+    r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?"
+    r"(/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*)?$"
+)
+
+
+def _agent_url(value: str) -> str:
+    try:
+        httpx.URL(value)
+    except httpx.InvalidURL as err:
+        raise ValueError(f"not a usable URL: {err}") from err
+    return value.rstrip("/")
 
 
 class Request(BaseModel):
@@ -66,8 +74,11 @@ class Request(BaseModel):
 
 
 class RegisterAgentRequest(Request):
-    agent_url: Annotated[str, Field(max_length=2048), AfterValidator(_http_url)] = Field(
-        description="Base URL of the agent; the server reads its /api/v1/info",
+    agent_url: Annotated[
+        str, Field(max_length=2048, pattern=AGENT_URL_PATTERN), AfterValidator(_agent_url)
+    ] = Field(
+        description="Base URL of the agent (http or https, host, port, path); the server "
+        "reads its /api/v1/info",
         examples=["http://127.0.0.1:8081"],
     )
 

@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 @router.post(
     "/register",
     response_model=RegisterAgentResponse,
-    responses=error_responses(409, 502),
+    responses=error_responses(400, 409, 502),
 )
 async def register_agent(
     body: RegisterAgentRequest, manager: AgentManagerDep
@@ -42,7 +42,7 @@ async def register_agent(
 @router.post(
     "/unregister",
     response_model=UnregisterAgentResponse,
-    responses=error_responses(404),
+    responses=error_responses(400, 404),
 )
 async def unregister_agent(
     body: UnregisterAgentRequest, manager: AgentManagerDep

@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
     "POST",
     "/",
     response_model=CreateExperimentResponse,
-    responses=error_responses(409),
+    responses=error_responses(400, 409),
 )
 async def create_experiment(
     body: CreateExperimentRequest, manager: ExperimentManagerDep

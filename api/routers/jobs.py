@@ -16,6 +16,7 @@ from common.models import JobInfo, JobStatusEnum
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
+MAX_OFFSET = 1_000_000_000
 IdFilter = Annotated[str | None, Query(max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 
@@ -26,7 +27,7 @@ IdFilter = Annotated[str | None, Query(max_length=ID_MAX_LENGTH, pattern=ID_PATT
     response_model=JobInfo,
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(require_temporal)],
-    responses=error_responses(404),
+    responses=error_responses(400, 404),
 )
 async def create_job(
     body: CreateJobRequest, manager: JobManagerDep, agents: AgentManagerDep
@@ -48,7 +49,9 @@ async def list_jobs(
         JobStatusEnum | None, Query(alias="status", description="Only jobs with this status")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Jobs per page")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Jobs to skip, newest first")] = 0,
+    offset: Annotated[
+        int, Query(ge=0, le=MAX_OFFSET, description="Jobs to skip, newest first")
+    ] = 0,
 ) -> JobListResponse:
     """Jobs grouped by agent, newest first; filters and paging apply before grouping."""
     jobs = await manager.list_jobs(
