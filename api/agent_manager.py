@@ -84,12 +84,9 @@ class AgentManager:
         return agent
 
     async def unregister_agent(self, agent_id: str) -> list[str]:
-        """Cancel the agent's queued and running jobs, then forget the agent; its history stays.
-
-        Returns the ids of the jobs cancelled. Nothing is removed while Temporal is down and
-        the agent has jobs to cancel.
-        """
+        """Cancel the agent's unfinished jobs, then forget it (history kept); the ids cancelled."""
         await self._storage.get_agent(agent_id)
+        # Cancel first: if Temporal is down this fails with 503 and nothing is removed.
         cancelled = await self._cancel_jobs(agent_id)
         await self._storage.remove_agent(agent_id)
         # A job created while the first ones were being cancelled would be left behind.

@@ -60,11 +60,7 @@ def create_app(
     storage_settings: StorageSettings | None = None,
     job_settings: JobManagerSettings | None = None,
 ) -> FastAPI:
-    """The API for these settings; settings not given are read from the environment.
-
-    A `storage` or `temporal_client` passed in is used as is (already initialised or
-    connected) and left open at shutdown; otherwise the app creates, retries and closes its own.
-    """
+    """The API; a given storage or client is used as is and left open, else the app owns its own."""
     settings = settings or ServerSettings()
     job_settings = job_settings or JobManagerSettings()
 

@@ -31,14 +31,11 @@ def temporal_address() -> str:
 
 
 class Connections:
-    """Whether storage is initialised and Temporal answers, kept current in the background.
+    """Whether storage is initialised and Temporal answers, re-checked in the background."""
 
-    A dependency that is down at start does not stop the server: it is retried every
-    `retry_interval` seconds, /health says which one is down and why, and the endpoints that
-    need it answer 503 until it is back. Requests that need Temporal probe it first (probes
-    are shared for a moment between concurrent requests), so both its loss and its return
-    show on the next such request.
-    """
+    # A dependency down at start does not stop the server: it is retried every
+    # `retry_interval` seconds, /health names it, and the endpoints that need it answer 503
+    # until it is back.
 
     def __init__(
         self,
@@ -88,8 +85,9 @@ class Connections:
             )
 
     async def require_temporal(self) -> None:
-        """Probe first (about a millisecond): a call to a Temporal that just went away would
-        otherwise spend the SDK's ~10 s of retries before failing."""
+        """503 unless Temporal answers a health probe now."""
+        # The probe costs about a millisecond; a call to a Temporal that just went away would
+        # spend the SDK's ~10 s of retries before failing.
         if not await self._probe_temporal():
             raise TemporalUnavailableError(
                 f"Temporal is unavailable at {temporal_address()}: {self.temporal_error}"
@@ -142,10 +140,8 @@ class Connections:
     # Temporal
 
     async def _probe_temporal(self, *, force: bool = False) -> bool:
-        """Connect if never connected, else ask Temporal for its health; True when it answers.
-
-        Requests that queued behind a probe take its answer instead of probing again.
-        """
+        """Connect if never connected, else ask Temporal for its health; True when it answers."""
+        # Requests that queued behind a probe take its answer instead of probing again.
         seen = self._temporal_probes
         async with self._probe_lock:
             if self._temporal_probes != seen and not force:

@@ -52,11 +52,8 @@ async def _open() -> None:
 
 
 def api_key_check(settings: ServerSettings) -> Callable[..., Awaitable[None]]:
-    """A dependency requiring the configured key as a bearer token; open when none is set.
-
-    The bearer scheme shows in the OpenAPI schema only when a key is set, so the published
-    schema says what this server actually requires.
-    """
+    """A dependency requiring the configured key as a bearer token; open when none is set."""
+    # Without a key the bearer scheme stays out of the OpenAPI schema: it says what is required.
     if settings.api_key is None:
         return _open
     expected = settings.api_key.get_secret_value().encode()

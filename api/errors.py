@@ -13,8 +13,9 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.job_manager import TemporalUnavailableError
@@ -97,6 +98,15 @@ def install_error_handlers(
         on_temporal_down(detail)
         return _json(503, f"{detail}; the server reconnects by itself, try again shortly", retry)
 
+    def update_unconfirmed(err: Exception) -> Response:
+        log.warning("a job's workflow did not confirm its submission: %s", err)
+        return _json(
+            503,
+            "Temporal did not confirm the job's submission in time: check that a worker is "
+            "running for the task queue; the job may still start once one is",
+            retry,
+        )
+
     def storage_down(err: Exception) -> Response:
         if isinstance(err, StorageUnavailableError):
             return _json(503, str(err), retry)
@@ -126,6 +136,7 @@ def install_error_handlers(
         (ConflictError, conflict),
         (TemporalUnavailableError, temporal_down),
         (RPCError, temporal_down),
+        (WorkflowUpdateRPCTimeoutOrCancelledError, update_unconfirmed),
         (StorageUnavailableError, storage_down),
         # The database did not answer: a lost connection, a refused one, a pool timeout.
         (sqlalchemy.exc.OperationalError, storage_down),
@@ -140,11 +151,10 @@ def install_error_handlers(
 
 
 class RejectControlCharacters:
-    """404 for a path with control characters, before routing.
+    """404 for a path with control characters, before routing."""
 
-    Starlette's route patterns end in `$`, which also matches before a final newline, so
-    `/api/v1/experiments/%0A` would otherwise be answered by the experiment list.
-    """
+    # Starlette's route patterns end in `$`, which also matches before a final newline:
+    # `/api/v1/experiments/%0A` would otherwise be answered by the experiment list.
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -163,13 +173,13 @@ def _method_not_allowed(request: Request) -> Response:
     allowed: set[str] = set()
     for route in request.app.router.routes:
         match, _ = route.matches(request.scope)
-        if match is not Match.NONE and isinstance(route, BaseRoute):
+        if match is not Match.NONE:
             allowed |= set(getattr(route, "methods", None) or ())
-    method = request.method
+    methods = ", ".join(sorted(allowed))
     return _json(
         405,
-        f"{method} is not allowed on {request.url.path}; allowed: {', '.join(sorted(allowed))}",
-        {"Allow": ", ".join(sorted(allowed))},
+        f"{request.method} is not allowed on {request.url.path}; allowed: {methods}",
+        {"Allow": methods},
     )
 
 

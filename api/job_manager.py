@@ -137,13 +137,12 @@ class JobManager:
         return [*([running] if running is not None else []), *queued]
 
     async def cancel_agent_jobs(self, agent_id: str, skip: Collection[str] = ()) -> list[str]:
-        """Cancel every queued or running job of the agent but `skip`; the ids of those cancelled.
-
-        A job that finishes meanwhile is skipped; Temporal being down raises
-        TemporalUnavailableError after the jobs already cancelled.
-        """
+        """Cancel the agent's queued and running jobs but `skip`; the ids of those cancelled."""
+        # A job that ends meanwhile is passed over; Temporal down raises TemporalUnavailableError.
         cancelled = []
-        for job in await self.unfinished_jobs(agent_id):
+        # The queue from its tail first, the running job last: the agent it frees is not
+        # handed to a job about to be cancelled.
+        for job in reversed(await self.unfinished_jobs(agent_id)):
             if job.job_id in skip:
                 continue
             try:

@@ -64,7 +64,7 @@ def _agent_url(value: str) -> str:
     return value.rstrip("/")
 
 
-class Request(BaseModel):
+class RequestBody(BaseModel):
     """Base of request bodies: fields other Ruckus clients add are ignored."""
 
     model_config = ConfigDict(extra="ignore")
@@ -73,7 +73,7 @@ class Request(BaseModel):
 # Agents
 
 
-class RegisterAgentRequest(Request):
+class RegisterAgentRequest(RequestBody):
     agent_url: Annotated[
         str, Field(max_length=2048, pattern=AGENT_URL_PATTERN), AfterValidator(_agent_url)
     ] = Field(
@@ -88,7 +88,7 @@ class RegisterAgentResponse(BaseModel):
     registered_at: datetime
 
 
-class UnregisterAgentRequest(Request):
+class UnregisterAgentRequest(RequestBody):
     agent_id: Annotated[str, _id_field("agent")]
 
 
@@ -118,7 +118,7 @@ class AgentStatusAnswer(BaseModel):
 # Experiments
 
 
-class CreateExperimentRequest(Request):
+class CreateExperimentRequest(RequestBody):
     experiment_spec: ExperimentSpec
 
 
@@ -143,7 +143,7 @@ class DeleteExperimentResponse(BaseModel):
 # Jobs
 
 
-class CreateJobRequest(Request):
+class CreateJobRequest(RequestBody):
     experiment_id: Annotated[str, _id_field("experiment")]
     agent_id: Annotated[str, _id_field("agent")]
 
