@@ -18,7 +18,7 @@ from api.dependencies import api_key_check, require_storage
 from api.errors import RejectControlCharacters, install_error_handlers
 from api.experiment_manager import ExperimentManager
 from api.job_manager import JobManager
-from api.routers import agents, experiments, health, jobs, results
+from api.routers import agents, callbacks, experiments, health, jobs, results
 from common.settings import JobManagerSettings, ServerSettings, StorageSettings
 from common.storage import StorageBackend, create_storage
 
@@ -106,6 +106,7 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.state.job_settings = job_settings
     app.add_middleware(RejectControlCharacters)
     app.add_middleware(
         CORSMiddleware,
@@ -120,6 +121,8 @@ def create_app(
     )
     guarded = [Depends(api_key_check(settings)), Depends(require_storage)]
     app.include_router(health.router)
+    # Agents call back with a per-job signed token instead of the API key.
+    app.include_router(callbacks.router)
     for area in (agents, experiments, jobs, results):
         app.include_router(area.router, dependencies=guarded)
     return app

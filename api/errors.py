@@ -186,6 +186,7 @@ def _method_not_allowed(request: Request) -> Response:
 _DESCRIPTIONS = {
     400: "The body is not JSON",
     401: "The API key is missing or wrong (when the server has one)",
+    403: "The callback token does not match the job",
     404: "No such agent, experiment, job or result; the detail names it",
     409: "The request conflicts with the current state; the detail says how",
     422: "The request is invalid; the detail names the field",

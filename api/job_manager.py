@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Collection
+from datetime import timedelta
 
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import (
@@ -29,6 +30,7 @@ from workflows.types import JobInput, JobPolicy, QueueSnapshot, queue_workflow_i
 log = logging.getLogger(__name__)
 
 MAX_ID_DRAWS = 20
+SUBMIT_TIMEOUT = timedelta(seconds=30)
 
 
 class JobAlreadyFinishedError(ConflictError):
@@ -128,6 +130,18 @@ class JobManager:
         try:
             await self.client.get_workflow_handle(job_id).cancel()
         except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                # The workflow ended between the read and the cancel; its end is being recorded.
+                raise JobAlreadyFinishedError(f"job {job_id} already finished") from err
+            raise TemporalUnavailableError(f"Temporal is unavailable: {err}") from err
+
+    async def notify_job(self, job_id: str) -> None:
+        """The job's agent says it ended: poll it now rather than at the next tick."""
+        try:
+            await self.client.get_workflow_handle(job_id).signal(JobWorkflow.poll_now)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise NotFoundError(f"job {job_id} is not running") from err
             raise TemporalUnavailableError(f"Temporal is unavailable: {err}") from err
 
     async def unfinished_jobs(self, agent_id: str) -> list[JobInfo]:
@@ -149,11 +163,6 @@ class JobManager:
                 await self.cancel_job(job.job_id)
             except (JobAlreadyFinishedError, NotFoundError):
                 continue
-            except TemporalUnavailableError as err:
-                # Its workflow ended between the read and the cancel: nothing left to cancel.
-                if _workflow_gone(err):
-                    continue
-                raise
             cancelled.append(job.job_id)
         return cancelled
 
@@ -199,7 +208,10 @@ class JobManager:
             static_summary=f"{experiment_name} ({job.experiment_id}) on agent {job.agent_id}",
         )
         return await self.client.execute_update_with_start_workflow(
-            JobWorkflow.submitted, start_workflow_operation=start
+            JobWorkflow.submitted,
+            start_workflow_operation=start,
+            # Without a worker the update would wait for ever; the job then stays FAILED.
+            rpc_timeout=SUBMIT_TIMEOUT,
         )
 
     async def _abandon(self, job: JobInfo, err: Exception) -> None:
@@ -211,8 +223,3 @@ class JobManager:
             )
         except Exception:
             log.exception("job %s: could not record its failure to start", job.job_id)
-
-
-def _workflow_gone(err: TemporalUnavailableError) -> bool:
-    cause = err.__cause__
-    return isinstance(cause, RPCError) and cause.status == RPCStatusCode.NOT_FOUND

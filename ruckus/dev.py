@@ -107,6 +107,8 @@ def _start(cfg: DevConfig, supervisor: Supervisor, console: Console) -> None:
     env = {
         "TEMPORAL_ADDRESS": cfg.temporal_address,
         "RUCKUS_STORAGE_DATA_DIR": str(data),
+        # Agents report a job's end to the API at once; polling stays the fallback.
+        "RUCKUS_CALLBACK_BASE_URL": cfg.api_url,
     }
     python = [sys.executable, "-m", "ruckus.cli"]
 

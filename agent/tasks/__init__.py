@@ -9,6 +9,7 @@ from agent.tasks.base import Task, TaskError
 from common.models import ExperimentSpec, TaskType
 
 _TASKS: dict[TaskType, Task] = {}
+_discovered = False
 
 
 def register(cls: type[Task]) -> type[Task]:
@@ -25,8 +26,11 @@ def _discover() -> None:
 
 
 def supported_tasks() -> dict[TaskType, Task]:
-    if not _TASKS:
+    # Not "while empty": a task module imported on its own registers only itself.
+    global _discovered
+    if not _discovered:
         _discover()
+        _discovered = True
     return dict(_TASKS)
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from temporalio.service import RPCError, RPCStatusCode
 
 from api.dependencies import AgentManagerDep, ConnectionsDep, JobManagerDep, require_temporal
 from api.errors import error_responses
-from api.job_manager import JobAlreadyFinishedError, TemporalUnavailableError
+from api.job_manager import JobAlreadyFinishedError
 from api.routers import collection_route
 from api.schemas import ID_MAX_LENGTH, ID_PATTERN, CreateJobRequest, JobIdPath, JobListResponse
 from common.models import JobInfo, JobStatusEnum
@@ -90,14 +89,7 @@ async def cancel_job(
     if job.status.status.is_terminal:
         raise _finished(job_id, f"status {job.status.status.value}")
     await connections.require_temporal()
-    try:
-        await manager.cancel_job(job_id)
-    except TemporalUnavailableError as err:
-        cause = err.__cause__
-        if isinstance(cause, RPCError) and cause.status == RPCStatusCode.NOT_FOUND:
-            # The workflow ended between the read and the cancel; its end is being recorded.
-            raise _finished(job_id, "its workflow ended; its final status follows") from err
-        raise
+    await manager.cancel_job(job_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

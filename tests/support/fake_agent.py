@@ -10,6 +10,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import httpx
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
@@ -29,6 +30,8 @@ class Behaviour(BaseModel):
     final_status: str = "completed"
     # While set, a running job is reported with this status (e.g. "queued").
     job_report: str | None = None
+    # Drop completion callbacks, as a lossy network would.
+    lose_callbacks: bool = False
 
 
 class Job(BaseModel):
@@ -38,6 +41,7 @@ class Job(BaseModel):
     message: str = "running"
     started_at: datetime
     finishes_at: datetime | None = None
+    callback_url: str | None = None
 
 
 def now() -> datetime:
@@ -127,6 +131,7 @@ def build_app(agent_id: str) -> FastAPI:
             experiment_id=body["experiment_spec"]["id"],
             started_at=started,
             finishes_at=finishes,
+            callback_url=body.get("callback_url"),
         )
         return {"job_id": job_id, "status": "accepted"}
 
@@ -187,7 +192,14 @@ def build_app(agent_id: str) -> FastAPI:
 
     @app.post("/control/finish/{job_id}")
     async def finish(job_id: str, status: str = "completed") -> dict[str, str]:
-        jobs[job_id].status, jobs[job_id].message = status, f"job {status}"
+        job = jobs[job_id]
+        job.status, job.message = status, f"job {status}"
+        log.append({"call": "finish", "job_id": job_id, "at": now().isoformat()})
+        if job.callback_url and not behaviour.lose_callbacks:
+            note = {"job_id": job_id, "status": {"status": status, "message": job.message}}
+            async with httpx.AsyncClient(timeout=5) as http:
+                answer = await http.post(job.callback_url, json=note)
+            log.append({"call": "callback", "job_id": job_id, "answer": answer.status_code})
         return {"job_id": job_id, "status": status}
 
     @app.get("/control/log")

@@ -1,0 +1,49 @@
+"""POST /api/v1/jobs/{job_id}/notify: an agent reports that a job ended, so it is polled at once."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from pydantic import BaseModel
+
+from api.dependencies import JobManagerDep, require_temporal
+from api.errors import error_responses
+from api.schemas import JobIdPath
+from common.callbacks import token_is_valid
+from common.models import JobNotification
+from common.settings import JobManagerSettings
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+
+class NotifyResponse(BaseModel):
+    job_id: str
+    status: str = "accepted"
+
+
+@router.post(
+    "/{job_id}/notify",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=NotifyResponse,
+    dependencies=[Depends(require_temporal)],
+    responses=error_responses(400, 403, 404),
+)
+async def notify_job(
+    job_id: JobIdPath,
+    request: Request,
+    manager: JobManagerDep,
+    notification: JobNotification | None = None,
+    token: Annotated[str | None, Query(max_length=128)] = None,
+) -> NotifyResponse:
+    """Called by agents: the job's workflow polls its agent now instead of at the next tick.
+
+    Authenticated by the signed token in the callback URL, not by the API key. The body is
+    only a hint and may be omitted: the server still asks the agent for the job's status.
+    """
+    settings: JobManagerSettings = request.app.state.job_settings
+    secret = settings.callback_secret.get_secret_value() if settings.callback_secret else None
+    if not token_is_valid(secret, job_id, token):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"invalid callback token for job {job_id}")
+    await manager.notify_job(job_id)
+    return NotifyResponse(job_id=job_id)

@@ -1,0 +1,121 @@
+"""A job ends as soon as its agent says so; when the word is lost, the timer-driven poll ends it."""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from common.callbacks import callback_token
+from common.models import JobStatusEnum
+from tests.api.conftest import Stack, create_experiment, create_job, register, wait_job
+from tests.support.stack import FakeAgent, HttpService, ManagedProcess, free_port, wait_until
+
+SECRET = "callback-secret-for-tests"
+SLOW_POLL = 30.0  # far longer than any test waits: only a callback can end a job in time
+RUNNING = (JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
+
+
+class CallbackStack:
+    """A worker and an API on their own task queue, with callbacks on and a given poll interval."""
+
+    def __init__(self, stack: Stack, polling: float, callback_base: str | None = None) -> None:
+        port = free_port()
+        queue = f"callbacks-{uuid.uuid4().hex[:8]}"
+        env = stack.env(
+            RUCKUS_TASK_QUEUE=queue,
+            RUCKUS_JOB_STATUS_POLLING_INTERVAL=str(polling),
+            RUCKUS_CALLBACK_BASE_URL=callback_base or f"http://127.0.0.1:{port}",
+            RUCKUS_CALLBACK_SECRET=SECRET,
+        )
+        cmd = [sys.executable, "-m", "ruckus.cli"]
+        self.worker = ManagedProcess([*cmd, "worker"], stack.root / f"{queue}-worker.log", env)
+        self.api = HttpService(
+            [*cmd, "api", "--port", str(port)], port, stack.root / f"{queue}-api.log", env
+        )
+
+    async def start(self) -> None:
+        self.worker.start()
+        await wait_until(lambda: "serving" in self.worker.output(), 60, what="the worker")
+        await self.api.start_and_wait()
+
+    def stop(self) -> None:
+        self.api.stop()
+        self.worker.stop()
+
+
+@pytest.fixture
+async def agent(stack: Stack) -> AsyncIterator[FakeAgent]:
+    fake = FakeAgent(stack.root, f"cb-{uuid.uuid4().hex[:8]}")
+    await fake.start_and_wait()
+    await fake.control(job_duration=None)  # jobs end when the test says so
+    yield fake
+    fake.stop()
+
+
+async def test_a_finished_job_is_completed_at_once_not_at_the_next_poll(
+    stack: Stack, agent: FakeAgent
+) -> None:
+    cb = CallbackStack(stack, polling=SLOW_POLL)
+    await cb.start()
+    try:
+        async with httpx.AsyncClient(base_url=cb.api.url, timeout=30) as http:
+            agent_id = await register(http, agent.url)
+            job = await create_job(http, await create_experiment(http), agent_id)
+            await wait_job(http, job.job_id, *RUNNING)
+            began = time.monotonic()
+            await agent.finish(job.job_id)
+            done = await wait_job(http, job.job_id, JobStatusEnum.COMPLETED, timeout=10)
+            assert time.monotonic() - began < SLOW_POLL / 2  # not the timer: the callback
+            assert (await http.get(f"/api/v1/results/{job.job_id}")).status_code == 200
+            assert done.status.status is JobStatusEnum.COMPLETED
+            callbacks = [e for e in await agent.log() if e["call"] == "callback"]
+            assert [c["answer"] for c in callbacks] == [202]
+    finally:
+        cb.stop()
+
+
+async def test_a_lost_notification_is_covered_by_the_poll(stack: Stack, agent: FakeAgent) -> None:
+    # The agent is told a callback URL where nothing listens: the notification never arrives.
+    cb = CallbackStack(stack, polling=1.0, callback_base=f"http://127.0.0.1:{free_port()}")
+    await cb.start()
+    try:
+        async with httpx.AsyncClient(base_url=cb.api.url, timeout=30) as http:
+            agent_id = await register(http, agent.url)
+            job = await create_job(http, await create_experiment(http), agent_id)
+            await wait_job(http, job.job_id, *RUNNING)
+            await agent.control(lose_callbacks=True)
+            await agent.finish(job.job_id)
+            await wait_job(http, job.job_id, JobStatusEnum.COMPLETED, timeout=20)
+            assert not [e for e in await agent.log() if e["call"] == "callback"]
+    finally:
+        cb.stop()
+
+
+async def test_a_callback_needs_the_token_of_its_job(stack: Stack, agent: FakeAgent) -> None:
+    cb = CallbackStack(stack, polling=SLOW_POLL)
+    await cb.start()
+    try:
+        async with httpx.AsyncClient(base_url=cb.api.url, timeout=30) as http:
+            agent_id = await register(http, agent.url)
+            job = await create_job(http, await create_experiment(http), agent_id)
+            url = f"/api/v1/jobs/{job.job_id}/notify"
+            other = callback_token(SECRET, "job_00000000")
+            assert (await http.post(url)).status_code == 403
+            assert (await http.post(url, params={"token": other})).status_code == 403
+            unknown = "/api/v1/jobs/job_00000000/notify"
+            answer = await http.post(unknown, params={"token": other})
+            assert answer.status_code == 404, answer.text
+            good = await http.post(url, params={"token": callback_token(SECRET, job.job_id)})
+            assert good.status_code == 202
+            assert (await http.get(f"/api/v1/jobs/{job.job_id}")).json()["status"]["status"] in (
+                "queued",
+                "assigned",
+                "running",
+            )  # a notification only makes the server ask the agent
+    finally:
+        cb.stop()
