@@ -13,7 +13,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 run: $(BIN)/.installed
-	$(BIN)/ruckus agent
+	$(BIN)/ruckus dev
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

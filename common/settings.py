@@ -122,7 +122,10 @@ class ServerSettings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535, description="Port the API listens on")
     api_key: OptionalSecret = Field(
         default=None,
-        description="When set, every endpoint but /health requires `Authorization: Bearer <key>`",
+        description=(
+            "When set, every endpoint but /health and the agents' signed callbacks requires "
+            "`Authorization: Bearer <key>`"
+        ),
     )
     cors_origins: list[str] = Field(
         default=["http://localhost:3000", "http://localhost:5173"],
