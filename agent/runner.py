@@ -201,9 +201,10 @@ class JobRunner:
             # Reached with the process alive only if this task itself was cancelled.
             if job.process is not None:
                 child.send(job.process, signal.SIGKILL)
+        # The final status and a free slot appear together: no reader sees one without the other.
         self.records[job_id] = final
-        await self._save(final)
         self.active = None
+        await self._save(final)
         self.notifier.job_ended(job.callback_url, job_id, final.status)
         for path in self._work_paths(job_id).values():
             with contextlib.suppress(OSError):
