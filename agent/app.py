@@ -11,10 +11,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from agent.runner import AgentBusyError, AgentUnavailableError, JobRunner
 from agent.system_info import system_info
 from agent.tasks import supported_tasks
+from common.body_limit import BodySizeLimit
 from common.models import (
     AgentHealth,
     AgentInfo,
@@ -56,6 +58,24 @@ def _bearer_auth(settings: AgentSettings) -> Any:
     return require_token
 
 
+class ErrorAnswer(BaseModel):
+    detail: str
+
+
+_ERRORS = {
+    401: "The bearer token is missing or wrong (when the agent has one)",
+    404: "No such job on this agent",
+    409: "Busy with another job, or the job's results are not ready",
+    413: "The request body is larger than the agent accepts",
+    503: "The agent cannot run jobs (its data directory is unusable)",
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers of an endpoint."""
+    return {c: {"model": ErrorAnswer, "description": _ERRORS[c]} for c in codes}
+
+
 def _unknown(job_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job '{job_id}' is not known here")
 
@@ -91,7 +111,10 @@ def create_app(settings: AgentSettings) -> FastAPI:
 
     app = FastAPI(title="Ruckus agent", version=version, lifespan=lifespan)
     app.state.runner = runner
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(_bearer_auth(settings))])
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    api = APIRouter(
+        prefix="/api/v1", dependencies=[Depends(_bearer_auth(settings))], responses=_errors(401)
+    )
 
     @app.get("/health", response_model=AgentHealth)
     async def health() -> AgentHealth:
@@ -99,7 +122,12 @@ def create_app(settings: AgentSettings) -> FastAPI:
         state = "degraded" if runner.problem else "healthy"
         return AgentHealth(status=state, version=version, agent_id=runner.agent_id)
 
-    @api.post("/jobs", response_model=ExecuteJobResponse, response_model_exclude_none=True)
+    @api.post(
+        "/jobs",
+        response_model=ExecuteJobResponse,
+        response_model_exclude_none=True,
+        responses=_errors(409, 413, 503),
+    )
     async def execute_job(request: ExecuteJobRequest) -> ExecuteJobResponse:
         """Start a job. A known job id is not run again: 200 with its `job_status`.
 
@@ -120,7 +148,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
         """`active` while a job runs, `idle` otherwise, `error` when jobs cannot run."""
         return runner.agent_status()
 
-    @api.get("/status/{job_id}", response_model=JobStatus)
+    @api.get("/status/{job_id}", response_model=JobStatus, responses=_errors(404))
     async def job_status(job_id: str) -> JobStatus:
         """The job's status; `timestamp` is the time of this answer. Unknown job: 404."""
         found = runner.status_of(job_id)
@@ -128,7 +156,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
             raise _unknown(job_id)
         return found
 
-    @api.get("/results/{job_id}", response_model=JobResult)
+    @api.get("/results/{job_id}", response_model=JobResult, responses=_errors(404, 409))
     async def job_result(job_id: str) -> JobResult:
         """The result of a finished job, whatever its ending. Unknown: 404; still running: 409."""
         record = runner.records.get(job_id)
@@ -141,7 +169,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
             )
         return record.result
 
-    @api.delete("/jobs/{job_id}", response_model=JobStatus)
+    @api.delete("/jobs/{job_id}", response_model=JobStatus, responses=_errors(404))
     async def cancel_job(job_id: str) -> JobStatus:
         """Stop a running job and answer once its process is gone; a finished job is unchanged."""
         found = await runner.cancel(job_id)

@@ -41,6 +41,7 @@ class AgentManager:
         self._agents = AgentUtility(
             timeout=self._job_settings.agent_call_timeout,
             token=token.get_secret_value() if token else None,
+            max_response_bytes=self._job_settings.agent_max_response_bytes,
         )
 
     async def stop(self) -> None:

@@ -19,6 +19,7 @@ from api.errors import RejectControlCharacters, install_error_handlers
 from api.experiment_manager import ExperimentManager
 from api.job_manager import JobManager
 from api.routers import agents, callbacks, experiments, health, jobs, results
+from common.body_limit import BodySizeLimit
 from common.settings import JobManagerSettings, ServerSettings, StorageSettings
 from common.storage import StorageBackend, create_storage
 
@@ -108,6 +109,8 @@ def create_app(
     app.state.settings = settings
     app.state.job_settings = job_settings
     app.add_middleware(RejectControlCharacters)
+    # Outside everything but CORS (so a browser can read the 413): refused before any read.
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

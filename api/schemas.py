@@ -118,8 +118,20 @@ class AgentStatusAnswer(BaseModel):
 # Experiments
 
 
+# Names are for people and lists: a few hundred characters; a description may be longer.
+TEXT_LIMITS = {"name": 1024, "model": 1024, "description": 65536}
+
+
+def _bounded_text(spec: ExperimentSpec) -> ExperimentSpec:
+    for field, limit in TEXT_LIMITS.items():
+        value = getattr(spec, field)
+        if value is not None and len(value) > limit:
+            raise ValueError(f"experiment_spec.{field} is longer than {limit} characters")
+    return spec
+
+
 class CreateExperimentRequest(RequestBody):
-    experiment_spec: ExperimentSpec
+    experiment_spec: Annotated[ExperimentSpec, AfterValidator(_bounded_text)]
 
 
 class CreateExperimentResponse(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any, TypeVar
 
 import httpx
@@ -16,6 +18,12 @@ from common.models import (
 )
 
 _M = TypeVar("_M", bound=BaseModel)
+
+# An agent answers a status in a few hundred bytes and results in kilobytes to megabytes;
+# anything past these is a broken or hostile agent, and is not read further.
+MAX_RESPONSE_BYTES = 1024 * 1024
+MAX_RESULTS_BYTES = 50 * 1024 * 1024
+RESULTS_MIN_SECONDS = 60.0
 
 
 class AgentCallError(Exception):
@@ -38,9 +46,18 @@ class AgentUtility:
         timeout: float = 10.0,
         token: str | None = None,
         client: httpx.AsyncClient | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_results_bytes: int = MAX_RESULTS_BYTES,
     ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {"Accept-Encoding": "identity"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         self._client = client or httpx.AsyncClient(timeout=timeout, headers=headers)
+        # httpx's timeout bounds each read; this bounds the whole call, so a body that trickles
+        # forever cannot hold a call (and its activity slot) open.
+        self._deadline = timeout
+        self._max_response = max_response_bytes
+        self._max_results = max_results_bytes
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -72,7 +89,8 @@ class AgentUtility:
 
     async def get_experiment_results(self, agent_url: str, job_id: str) -> dict[str, Any]:
         call = "get_experiment_results"
-        data = await self._request(call, "GET", agent_url, f"/api/v1/results/{job_id}")
+        path = f"/api/v1/results/{job_id}"
+        data = await self._request(call, "GET", agent_url, path, limit=self._max_results)
         if not isinstance(data, dict):
             raise AgentCallError(call, "the agent answered a non-object result", retryable=False)
         return data
@@ -81,30 +99,60 @@ class AgentUtility:
         await self._request("cancel_job", "DELETE", agent_url, f"/api/v1/jobs/{job_id}")
 
     async def _request(
-        self, call: str, method: str, agent_url: str, path: str, body: Any = None
+        self,
+        call: str,
+        method: str,
+        agent_url: str,
+        path: str,
+        body: Any = None,
+        limit: int | None = None,
     ) -> Any:
         url = agent_url.rstrip("/") + path
+        deadline = self._deadline
+        if limit is not None:
+            # Results may be tens of megabytes: they get at least a minute.
+            deadline = max(deadline, RESULTS_MIN_SECONDS)
+        limit = limit or self._max_response
         try:
-            response = await self._client.request(method, url, json=body)
+            async with asyncio.timeout(deadline):
+                status_code, content = await self._read(method, url, body, limit)
+        except TimeoutError as exc:
+            raise AgentCallError(call, f"timed out calling {url}", retryable=True) from exc
         except httpx.TimeoutException as exc:
             raise AgentCallError(call, f"timed out calling {url}", retryable=True) from exc
+        except _TooLarge as exc:
+            cause = f"the agent's answer from {url} is larger than {limit} bytes; not read further"
+            raise AgentCallError(call, cause, retryable=False) from exc
         except httpx.HTTPError as exc:
             cause = f"cannot reach {url}: {exc.__class__.__name__}: {exc}".rstrip(": ")
             raise AgentCallError(call, cause, retryable=True) from exc
-        if response.status_code >= 400:
-            detail = _detail(response)
+        if status_code >= 400:
             raise AgentCallError(
                 call,
-                f"the agent answered HTTP {response.status_code}: {detail}",
-                retryable=response.status_code >= 500 or response.status_code == 429,
-                status_code=response.status_code,
+                f"the agent answered HTTP {status_code}: {_detail(content)}",
+                retryable=status_code >= 500 or status_code == 429,
+                status_code=status_code,
             )
-        if not response.content:
+        if not content:
             return None
         try:
-            return response.json()
-        except ValueError as exc:
+            return json.loads(content)
+        except (ValueError, RecursionError) as exc:
             raise AgentCallError(call, "the agent answered invalid JSON", retryable=False) from exc
+
+    async def _read(self, method: str, url: str, body: Any, limit: int) -> tuple[int, bytes]:
+        """The status and body of one call, reading no more than `limit` bytes of the body."""
+        async with self._client.stream(method, url, json=body) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise _TooLarge
+            chunks = bytearray()
+            # Decoded bytes are counted, so a compressed answer cannot expand past the limit.
+            async for chunk in response.aiter_bytes():
+                chunks += chunk
+                if len(chunks) > limit:
+                    raise _TooLarge
+            return response.status_code, bytes(chunks)
 
     @staticmethod
     def _parse(call: str, model: type[_M], data: Any) -> _M:
@@ -115,11 +163,15 @@ class AgentUtility:
             raise AgentCallError(call, cause, retryable=False) from exc
 
 
-def _detail(response: httpx.Response) -> str:
+class _TooLarge(Exception):
+    """The agent's answer passed the size limit."""
+
+
+def _detail(content: bytes) -> str:
     try:
-        data = response.json()
-    except ValueError:
-        return response.text[:200] or response.reason_phrase
+        data = json.loads(content)
+    except (ValueError, RecursionError):
+        return content[:200].decode(errors="replace") or "no detail"
     if isinstance(data, dict) and "detail" in data:
         return str(data["detail"])[:200]
     return str(data)[:200]

@@ -39,6 +39,9 @@ class AgentSettings(BaseSettings):
     token: OptionalSecret = Field(
         default=None, description="When set, every endpoint but /health requires this bearer token"
     )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger: 413"
+    )
 
 
 class StorageSettings(BaseSettings):
@@ -99,6 +102,12 @@ class JobManagerSettings(BaseSettings):
     agent_token: OptionalSecret = Field(
         default=None, description="Bearer token sent on every agent call"
     )
+    agent_max_response_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest agent answer read (results aside)"
+    )
+    agent_max_results_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1024, description="Largest job result read from an agent"
+    )
     callback_base_url: str | None = Field(
         default=None,
         description="The API's URL as agents reach it; agents then report job ends at once",
@@ -138,4 +147,7 @@ class ServerSettings(BaseSettings):
         default=2.0,
         gt=0,
         description="Seconds between tries to reach Temporal or storage while they are down",
+    )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger: 413"
     )

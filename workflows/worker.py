@@ -60,6 +60,8 @@ async def run_worker(
         agents = AgentUtility(
             timeout=settings.agent_call_timeout,
             token=settings.agent_token.get_secret_value() if settings.agent_token else None,
+            max_response_bytes=settings.agent_max_response_bytes,
+            max_results_bytes=settings.agent_max_results_bytes,
         )
         stack.push_async_callback(agents.aclose)
         client = await connect_temporal(settings.temporal_namespace)

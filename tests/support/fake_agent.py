@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-Mode = Literal["ok", "error500", "hang", "garbage", "reject400"]
+Mode = Literal["ok", "error500", "hang", "garbage", "reject400", "endless", "wrong_types"]
 
 
 class Behaviour(BaseModel):
@@ -48,6 +49,15 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+async def endless_json() -> AsyncIterator[bytes]:
+    """A JSON answer that never ends: an array growing forever."""
+    yield b'{"padding": ['
+    chunk = b'"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", ' * 2000
+    while True:
+        yield chunk
+        await asyncio.sleep(0)
+
+
 def build_app(agent_id: str) -> FastAPI:
     app = FastAPI()
     behaviour = Behaviour()
@@ -73,6 +83,11 @@ def build_app(agent_id: str) -> FastAPI:
             await asyncio.sleep(3600)
         if mode == "garbage":
             return Response(b"{not json", media_type="application/json")
+        if mode == "endless":
+            return StreamingResponse(endless_json(), media_type="application/json")
+        if mode == "wrong_types":
+            # Valid JSON where every field has the wrong type, and a list where an object goes.
+            return JSONResponse([{"agent_id": 7, "status": ["idle"], "job_id": None}])
         return None
 
     @app.get("/health")
