@@ -6,19 +6,25 @@ Secrets are fresh per session, so finding one anywhere cannot be a coincidence.
 
 from __future__ import annotations
 
+import os
 import secrets
+import sqlite3
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
 
 from common.models import JobInfo, JobStatusEnum
 from tests.agent.llm import LLM_API_KEY, LLM_KEY_ENV
 from tests.orchestration.conftest import FAST
+from tests.support.processes import ServiceProcess
 from tests.support.stack import (
     FakeAgent,
     HttpService,
@@ -138,6 +144,17 @@ async def secure(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Secu
 
 
 @pytest.fixture(scope="session")
+def fake_llm(secure: SecureStack) -> Iterator[ServiceProcess]:
+    """The OpenAI-compatible test endpoint, requiring the LLM key the agent has in its env."""
+    port = free_port()
+    args = [sys.executable, "-m", "uvicorn", "tests.agent.fake_openai:app"]
+    args += ["--host", "127.0.0.1", "--port", str(port), "--timeout-graceful-shutdown", "1"]
+    env = os.environ | {"FAKE_OPENAI_API_KEY": LLM_API_KEY}
+    with ServiceProcess(args, port=port, env=env, log_path=secure.root / "fake-llm.log") as llm:
+        yield llm
+
+
+@pytest.fixture(scope="session")
 async def api(secure: SecureStack) -> HttpService:
     return await secure.start_api()
 
@@ -230,3 +247,44 @@ async def assert_serves_a_job(http: httpx.AsyncClient, agent_id: str) -> None:
     response = await http.get(f"/api/v1/results/{job.job_id}")
     assert response.status_code == 200, response.text
     assert response.json()["result"]["status"] == "completed"
+
+
+# Reading what Temporal and storage keep
+
+
+def payloads(message: Message) -> Iterator[Payload]:
+    """Every Payload inside a history event, search attributes aside (never encrypted)."""
+    if isinstance(message, Payload):
+        yield message
+        return
+    for descriptor, value in message.ListFields():
+        kind = descriptor.message_type
+        if kind is None or kind.name == "SearchAttributes":
+            continue
+        if isinstance(value, Message):
+            items = [value]
+        elif kind.GetOptions().map_entry:
+            items = list(value.values())
+        else:
+            items = list(value)
+        for item in items:
+            if isinstance(item, Message):
+                yield from payloads(item)
+
+
+async def histories(client: Client) -> dict[str, list[Any]]:
+    """The history events of every workflow on the server, by workflow id and run."""
+    found: dict[str, list[Any]] = {}
+    async for execution in client.list_workflows():
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        history = await handle.fetch_history()
+        found[f"{execution.id}/{execution.run_id}"] = list(history.events)
+    return found
+
+
+def storage_text(storage_dir: Path) -> bytes:
+    """The storage database's files byte for byte, and every row of every table as SQL."""
+    raw = b"".join(p.read_bytes() for p in sorted(storage_dir.glob("ruckus.db*")))
+    with sqlite3.connect(storage_dir / "ruckus.db") as db:
+        dump = "\n".join(db.iterdump()).encode()
+    return raw + dump
