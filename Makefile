@@ -28,3 +28,7 @@ clean:
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.run
+
+.PHONY: chaos
+chaos: $(BIN)/.installed
+	$(BIN)/python -m chaos.run

@@ -1,0 +1,1 @@
+"""The chaos tests start their own stack (chaos.stack); they share nothing with other tests."""
