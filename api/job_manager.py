@@ -58,7 +58,9 @@ class JobManager:
 
     async def start(self) -> None:
         if self._client is None:
-            self._client = await connect_temporal(self._settings.temporal_namespace)
+            self._client = await connect_temporal(
+                self._settings.temporal_namespace, self._settings.payload_key
+            )
 
     async def stop(self) -> None:
         self._agent_locks.clear()

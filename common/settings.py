@@ -108,6 +108,11 @@ class JobManagerSettings(BaseSettings):
     agent_max_results_bytes: int = Field(
         default=50 * 1024 * 1024, ge=1024, description="Largest job result read from an agent"
     )
+    payload_key: OptionalSecret = Field(
+        default=None,
+        description="Base64 of 32 bytes: encrypts workflow payloads in Temporal (AES-GCM); "
+        "the same on every worker and API server",
+    )
     callback_base_url: str | None = Field(
         default=None,
         description="The API's URL as agents reach it; agents then report job ends at once",

@@ -64,7 +64,7 @@ async def run_worker(
             max_results_bytes=settings.agent_max_results_bytes,
         )
         stack.push_async_callback(agents.aclose)
-        client = await connect_temporal(settings.temporal_namespace)
+        client = await connect_temporal(settings.temporal_namespace, settings.payload_key)
         worker = build_worker(client, storage, agents, settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -6,6 +6,7 @@ Secrets are fresh per session, so finding one anywhere cannot be a coincidence.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import sqlite3
@@ -37,6 +38,7 @@ from tests.support.stack import (
 API_KEY = f"api-key-{secrets.token_hex(16)}"
 AGENT_TOKEN = f"agent-token-{secrets.token_hex(16)}"
 CALLBACK_SECRET = f"callback-secret-{secrets.token_hex(16)}"
+PAYLOAD_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 # Small limits keep the hostile answers cheap to produce; the defaults are 1 MB and 50 MB.
 RESULTS_LIMIT = 2 * 1024 * 1024
 TERMINAL = tuple(s for s in JobStatusEnum if s.is_terminal)

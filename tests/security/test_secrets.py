@@ -13,6 +13,7 @@ from tests.security.conftest import (
     AGENT_TOKEN,
     API_KEY,
     CALLBACK_SECRET,
+    PAYLOAD_KEY,
     SecureStack,
     agent_client,
     api_client,
@@ -34,6 +35,7 @@ SECRETS = {
     "agent token": AGENT_TOKEN,
     "callback secret": CALLBACK_SECRET,
     "LLM key": LLM_API_KEY,
+    "payload key": PAYLOAD_KEY,
 }
 
 

@@ -1,0 +1,76 @@
+"""RUCKUS_PAYLOAD_KEY: Temporal keeps only ciphertext of specs and results; jobs still run."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+
+import pytest
+from temporalio.client import WorkflowHistory
+
+from common.models import JobStatusEnum
+from common.temporal import ENCRYPTED_ENCODING, PayloadKeyError, data_converter
+from tests.security.conftest import (
+    PAYLOAD_KEY,
+    SecureStack,
+    api_client,
+    payloads,
+    register,
+    run_job,
+    tiny_experiment,
+)
+
+
+def plain_events(history: WorkflowHistory) -> list[bytes]:
+    return [event.SerializeToString() for event in history.events]
+
+
+async def test_history_payloads_are_encrypted_and_the_job_completes(secure: SecureStack) -> None:
+    queue = f"{secure.task_queue}-encrypted"
+    await secure.start_worker(
+        "worker-encrypted", RUCKUS_PAYLOAD_KEY=PAYLOAD_KEY, RUCKUS_TASK_QUEUE=queue
+    )
+    api = await secure.start_api(
+        "api-encrypted", RUCKUS_PAYLOAD_KEY=PAYLOAD_KEY, RUCKUS_TASK_QUEUE=queue
+    )
+    marker = f"confidential-plan-{secrets.token_hex(8)}"
+    spec = tiny_experiment() | {"name": marker, "description": marker}
+    # Its own agent: every process that touches an agent's queue workflow needs the same key.
+    agent = await secure.start_agent("agent-encrypted")
+    async with api_client(api) as http_:
+        agent_id = await register(http_, agent.url)
+        job = await run_job(http_, agent_id, spec)
+        assert job.status.status is JobStatusEnum.COMPLETED, job.status
+        result = (await http_.get(f"/api/v1/results/{job.job_id}")).json()["result"]
+        assert result["status"] == "completed" and result["metrics"], result
+
+    # What a Temporal operator sees: every payload encrypted, the spec nowhere in clear.
+    plain = await secure.temporal.client()
+    history = await plain.get_workflow_handle(job.job_id).fetch_history()
+    found = [p for event in history.events for p in payloads(event)]
+    assert found, "the job's history has payloads"
+    for payload in found:
+        if payload.metadata["encoding"] != ENCRYPTED_ENCODING:
+            # The SDK's own bookkeeping of a local activity (its type, attempt, times) stays
+            # readable; its input and result do not.
+            assert set(json.loads(payload.data)) >= {"activity_type", "seq"}, payload.data[:300]
+    assert sum(p.metadata["encoding"] == ENCRYPTED_ENCODING for p in found) >= 5
+    for raw in plain_events(history):
+        assert marker.encode() not in raw
+    with pytest.raises(Exception, match=r"(?i)encoding|decode|binary/encrypted"):
+        await plain.get_workflow_handle(job.job_id).result()
+
+    # With the key, the same history decodes to the spec.
+    codec = data_converter(PAYLOAD_KEY).payload_codec
+    assert codec is not None
+    decoded = await codec.decode(found)
+    assert any(marker.encode() in p.data for p in decoded)
+
+
+def test_a_malformed_payload_key_is_refused_without_echoing_it() -> None:
+    for bad in ("short", base64.b64encode(b"x" * 16).decode(), "not base64!" * 4):
+        with pytest.raises(PayloadKeyError) as refused:
+            data_converter(bad)
+        assert bad not in str(refused.value)
+        assert "32 random bytes" in str(refused.value)
