@@ -81,5 +81,25 @@ def worker() -> None:
     asyncio.run(run_worker())
 
 
+@app.command("codec-server")
+def codec_server(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on; keep it private"),
+    port: int = typer.Option(8888, help="Port to listen on"),
+    ui_origin: list[str] = typer.Option(
+        ["http://localhost:8233"], help="Origin of the Temporal web UI (repeatable)"
+    ),
+) -> None:
+    """Decrypt payloads for the Temporal web UI and CLI with RUCKUS_PAYLOAD_KEY."""
+    import uvicorn
+
+    from api.codec_server import create_codec_app
+    from common.settings import JobManagerSettings
+
+    key = JobManagerSettings().payload_key
+    if key is None:
+        raise typer.BadParameter("set RUCKUS_PAYLOAD_KEY to the key the workers use")
+    uvicorn.run(create_codec_app(key.get_secret_value(), ui_origin), host=host, port=port)
+
+
 if __name__ == "__main__":
     app()

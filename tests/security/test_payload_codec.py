@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import sys
 
+import httpx
 import pytest
+from google.protobuf import json_format
 from temporalio.client import WorkflowHistory
 
 from common.models import JobStatusEnum
@@ -20,6 +23,7 @@ from tests.security.conftest import (
     run_job,
     tiny_experiment,
 )
+from tests.support.stack import HttpService, free_port
 
 
 def plain_events(history: WorkflowHistory) -> list[bytes]:
@@ -66,6 +70,25 @@ async def test_history_payloads_are_encrypted_and_the_job_completes(secure: Secu
     assert codec is not None
     decoded = await codec.decode(found)
     assert any(marker.encode() in p.data for p in decoded)
+
+    # And so does `ruckus codec-server`, the way the web UI asks it.
+    port = free_port()
+    server = HttpService(
+        [sys.executable, "-m", "ruckus.cli", "codec-server", "--port", str(port)],
+        port,
+        secure.root / "codec-server.log",
+        {"RUCKUS_PAYLOAD_KEY": PAYLOAD_KEY},
+    )
+    await server.start_and_wait()
+    secure.processes.append(server)
+    body = {"payloads": [json_format.MessageToDict(p) for p in found]}
+    ui = {"Origin": "http://localhost:8233", "X-Namespace": "default"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http_:
+        answer = await http_.post("/decode", json=body, headers=ui)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["access-control-allow-origin"] == "http://localhost:8233"
+    texts = [base64.b64decode(p.get("data", "")) for p in answer.json()["payloads"]]
+    assert len(texts) == len(found) and any(marker.encode() in t for t in texts)
 
 
 def test_a_malformed_payload_key_is_refused_without_echoing_it() -> None:
