@@ -231,7 +231,7 @@ def _check_failures(
     budget: float,
 ) -> None:
     aways = [i for i in injections if i.fault is Fault.AGENT_AWAY]
-    kills = [i for i in injections if i.fault is Fault.AGENT_KILL]
+    kills = [i for i in injections if i.fault in (Fault.AGENT_KILL, Fault.AGENT_AWAY)]
     # After the agent is back, the call whose tries were under way may still run out.
     late = timedelta(seconds=budget + 10)
     for job_id in wanted:

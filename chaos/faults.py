@@ -21,7 +21,7 @@ class Fault(StrEnum):
     API_RESTART = "API process restart"
     AGENT_KILL = "agent SIGKILL + restart"
     AGENT_PAUSE = "agent unreachable briefly (SIGSTOP, SIGCONT)"
-    AGENT_AWAY = "agent away past the retry budget"
+    AGENT_AWAY = "agent away past the retry budget (killed, back later)"
     STORAGE_DOWN = "storage database unavailable"
 
 
@@ -49,6 +49,8 @@ class FaultDriver:
     stack: ChaosStack
     seconds: float
     rng: random.Random
+    # Away by SIGSTOP instead of a closed port: reproduces the "Local Activity timed out" finding.
+    away_by_pause: bool = False
     injections: list[Injection] = field(default_factory=list)
     _started: datetime = field(default_factory=utcnow)
 
@@ -114,7 +116,13 @@ class FaultDriver:
             await self._away(i, self.rng.uniform(1.0, 2.5))
             return s.agent_ids[i], None
         i, job = await self._busy_agent()
-        await self._away(i, s.timing.budget() + AWAY_MARGIN_SECONDS)
+        if self.away_by_pause:
+            await self._away(i, s.timing.silent_budget() + AWAY_MARGIN_SECONDS)
+            return s.agent_ids[i], job
+        self._started = utcnow()
+        await s.kill(s.agents[i])
+        await asyncio.sleep(s.timing.budget() + AWAY_MARGIN_SECONDS)
+        await s.start_agent(i)
         return s.agent_ids[i], job
 
     async def _away(self, i: int, seconds: float) -> None:

@@ -46,6 +46,7 @@ class Options:
     postgres: bool = False
     drain_seconds: float = 300.0
     root: Path | None = None
+    away_by_pause: bool = False
 
 
 @dataclass
@@ -71,7 +72,7 @@ async def chaos_run(opts: Options, timing: Timing | None = None) -> Report:
         await stack.start()
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:
             experiments = await _setup(http, stack)
-            driver = FaultDriver(stack, opts.seconds, rng)
+            driver = FaultDriver(stack, opts.seconds, rng, opts.away_by_pause)
             console.print(
                 f"submitting {opts.jobs} jobs to {opts.agents} agents over {opts.seconds:g} s "
                 f"while injecting faults (agent retry budget {timing.budget():.1f} s)"
@@ -90,7 +91,7 @@ async def chaos_run(opts: Options, timing: Timing | None = None) -> Report:
                 for i in range(opts.agents)
             }
             accounting = await account(
-                storage, submitted, agents, driver.injections, timing.budget(), refused
+                storage, submitted, agents, driver.injections, timing.silent_budget(), refused
             )
         finally:
             await storage.close()
@@ -269,13 +270,16 @@ def main() -> None:
         action="store_true",
         help="PostgreSQL storage at 127.0.0.1:5432, so storage outages are injected too",
     )
-    parser.add_argument("--call-timeout", type=float, default=Timing.call_timeout)
-    parser.add_argument("--attempts", type=int, default=Timing.retry_attempts)
+    parser.add_argument(
+        "--away-by-pause",
+        action="store_true",
+        help="make an agent go away past the budget by SIGSTOP rather than closing its port",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     opts = Options(args.agents, args.jobs, args.seconds, args.seed, args.postgres)
-    timing = Timing(call_timeout=args.call_timeout, retry_attempts=args.attempts)
-    report = asyncio.run(chaos_run(opts, timing))
+    opts.away_by_pause = args.away_by_pause
+    report = asyncio.run(chaos_run(opts))
     print_report(report)
     command = "make chaos  # python -m chaos.run " + " ".join(sys.argv[1:])
     write_section(args.out, section(report, command.strip()))
