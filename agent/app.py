@@ -63,6 +63,7 @@ class ErrorAnswer(BaseModel):
 
 
 _ERRORS = {
+    400: "The body is not JSON",
     401: "The bearer token is missing or wrong (when the agent has one)",
     404: "No such job on this agent",
     409: "Busy with another job, or the job's results are not ready",
@@ -126,7 +127,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
         "/jobs",
         response_model=ExecuteJobResponse,
         response_model_exclude_none=True,
-        responses=_errors(409, 413, 503),
+        responses=_errors(400, 409, 413, 503),
     )
     async def execute_job(request: ExecuteJobRequest) -> ExecuteJobResponse:
         """Start a job. A known job id is not run again: 200 with its `job_status`.
