@@ -58,7 +58,8 @@ def build_app(agent_id: str) -> FastAPI:
     async def _notify(url: str, job_id: str) -> None:
         # A lost notification is fine: the timer-driven poll is the fallback.
         with contextlib.suppress(httpx.HTTPError):
-            await notify.post(url, json={"job_id": job_id, "status": "completed"})
+            status = {"status": "completed", "timestamp": now(), "message": "done"}
+            await notify.post(url, json={"job_id": job_id, "status": status})
 
     @app.get("/api/v1/status/{job_id}")
     async def job_status(job_id: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -239,13 +240,16 @@ async def jobs(
     warm = [await submit(http, exp, a) for a in agent_ids]
     await wait_terminal(http, [w[0] for w in warm], 120)
 
-    unloaded = []
+    unloaded, idle_dispatch, idle_completion = [], [], []
     for _ in range(10):
         job_id, t0, _ = await submit(http, exp, agent_ids[0])
         await wait_terminal(http, [job_id], 60)
         closed = (await client.get_workflow_handle(job_id).describe()).close_time
         assert closed is not None
         unloaded.append(closed.timestamp() - t0)
+        seen = (await http.get(stack.agent_url(0) + "/bench/log")).json()[job_id]
+        idle_dispatch.append(seen["received"] - t0)
+        idle_completion.append(closed.timestamp() - seen["finished"])
 
     began = time.time()
     submitted = await asyncio.gather(*(submit(http, exp, agent_ids[i % agents]) for i in range(n)))
@@ -274,6 +278,8 @@ async def jobs(
     res.add("jobs", "p50 dispatch: submit → agent has it (ms)", ms(dispatch))
     res.add("jobs", "p50 completion: agent done → COMPLETED (ms)", ms(completion))
     res.add("jobs", "p50 submit-to-completed, one at a time (ms)", ms(unloaded))
+    res.add("jobs", "p50 dispatch on an idle agent (ms)", ms(idle_dispatch))
+    res.add("jobs", "p50 completion, one at a time (ms)", ms(idle_completion))
     return rate, pct(unloaded, 0.5)
 
 
@@ -320,26 +326,32 @@ async def polling_cost(
     res.add("polling", "history events per job-minute (default 5 s poll)", f"{per_minute:.0f}")
 
 
-async def run(args: argparse.Namespace) -> Results:
+async def measure(args: argparse.Namespace, stack: Stack) -> Results:
     res = Results()
+    client = await Client.connect(stack.address)
+    res.machine = await machine(client)
+    console.print(res.machine)
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:
+        floor_rate, floor_p50 = await floor(client, args.floor, res)
+        job_rate, job_p50 = await jobs(http, client, stack, args.jobs, args.agents, res)
+        res.add("ratios", "jobs/s ÷ floor workflows/s", f"{job_rate / floor_rate:.2f}")
+        res.add("ratios", "job p50 ÷ floor p50 (one at a time)", f"{job_p50 / floor_p50:.1f}")
+        await polling_cost(http, client, stack, args.agents + 1, args.poll_seconds, res)
+        await deep_queue(http, client, stack, args.deep, args.agents, res)
+    return res
+
+
+def run(args: argparse.Namespace) -> Results:
     root = Path(tempfile.mkdtemp(prefix="ruckus-bench-"))
     stack = Stack(root, args.agents)
     console.print(f"starting the stack under {root}")
-    stack.start()
+    # SIGTERM unwinds like Ctrl-C, so the children are always stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        client = await Client.connect(stack.address)
-        res.machine = await machine(client)
-        console.print(res.machine)
-        async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:
-            floor_rate, floor_p50 = await floor(client, args.floor, res)
-            job_rate, job_p50 = await jobs(http, client, stack, args.jobs, args.agents, res)
-            res.add("ratios", "jobs/s ÷ floor workflows/s", f"{job_rate / floor_rate:.2f}")
-            res.add("ratios", "job p50 ÷ floor p50 (one at a time)", f"{job_p50 / floor_p50:.1f}")
-            await polling_cost(http, client, stack, args.agents + 1, args.poll_seconds, res)
-            await deep_queue(http, client, stack, args.deep, args.agents, res)
+        stack.start()
+        return asyncio.run(measure(args, stack))
     finally:
         stack.stop()
-    return res
 
 
 def report(res: Results, command: str) -> str:
@@ -367,7 +379,7 @@ def main() -> None:
     parser.add_argument("--poll-seconds", type=float, default=60)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
     args = parser.parse_args()
-    res = asyncio.run(run(args))
+    res = run(args)
     table = Table(title="Ruckus vs the engine's floor")
     for column in ("section", "measure", "value"):
         table.add_column(column)

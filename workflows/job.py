@@ -220,7 +220,8 @@ class JobWorkflow:
         retry = self._retry_policy()
         retry.maximum_attempts = 0  # the activity bounds the agent's tries itself
         try:
-            await workflow.execute_activity_method(
+            # Local: no task-queue round trip, and the results themselves never enter history.
+            await workflow.execute_local_activity_method(
                 StorageActivities.transfer_results,
                 transfer,
                 start_to_close_timeout=timedelta(seconds=60 + self._inp.policy.agent_call_timeout),

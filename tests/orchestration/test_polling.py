@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from temporalio.client import Client
 
 from api.job_manager import JobManager
 from common.models import JobStatusEnum
+from common.settings import JobManagerSettings
 from common.storage import NotFoundError, StorageBackend
 from tests.orchestration.conftest import new_experiment, sets_holding, wait_for_status
 from tests.support.stack import FakeAgent, wait_until
@@ -62,8 +64,17 @@ async def test_results_call_failing_leaves_the_job_completed(
 
 
 async def test_agent_forgetting_the_job_fails_it_with_a_clear_message(
-    job_manager: JobManager, storage: StorageBackend, fake_agent: FakeAgent
+    storage: StorageBackend,
+    fake_agent: FakeAgent,
+    client: Client,
+    settings: JobManagerSettings,
+    worker: None,
 ) -> None:
+    # Retries that outlast the agent's restart, however slow the machine.
+    patient = settings.model_copy(
+        update={"agent_retry_maximum_attempts": 100, "agent_retry_maximum_interval": 0.5}
+    )
+    job_manager = JobManager(storage, client, patient)
     await fake_agent.control(job_duration=None)
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
@@ -71,7 +82,7 @@ async def test_agent_forgetting_the_job_fails_it_with_a_clear_message(
     # A restart wipes this agent's memory of its jobs.
     fake_agent.kill()
     await fake_agent.start_and_wait()
-    failed = await wait_for_status(job_manager, job.job_id, FAILED)
+    failed = await wait_for_status(job_manager, job.job_id, FAILED, timeout=60)
     assert "agent lost the job" in failed.status.message
 
 
