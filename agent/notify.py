@@ -31,10 +31,15 @@ class Notifier:
     async def _post(self, url: str, job_id: str, status: JobStatus) -> None:
         body = JobNotification(job_id=job_id, status=status).model_dump(mode="json")
         try:
-            response = await self._client.post(url, json=body)
-            if response.status_code >= 400:
-                logger.info("job %s: callback answered HTTP %s", job_id, response.status_code)
-        except httpx.HTTPError as exc:
+            # Only the status matters: the answer's body is never read, and the whole call is
+            # bounded, so a callback URL that answers forever costs nothing.
+            async with asyncio.timeout(TIMEOUT):
+                async with self._client.stream("POST", url, json=body) as response:
+                    if response.status_code >= 400:
+                        logger.info(
+                            "job %s: callback answered HTTP %s", job_id, response.status_code
+                        )
+        except (httpx.HTTPError, TimeoutError) as exc:
             logger.info("job %s: callback failed: %s", job_id, exc.__class__.__name__)
 
     async def aclose(self) -> None:

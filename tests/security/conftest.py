@@ -53,6 +53,7 @@ class SecureStack:
         self.storage_dir = root / "storage"
         self.task_queue = f"sec-{uuid.uuid4().hex[:8]}"
         self.processes: list[ManagedProcess] = []
+        self._worker: ManagedProcess | None = None
 
     def env(self, **extra: str) -> dict[str, str]:
         base = {
@@ -75,6 +76,7 @@ class SecureStack:
         )
         worker.start()
         self.processes.append(worker)
+        self._worker = self._worker or worker  # the first one serves the main task queue
         await wait_until(
             lambda: "worker serving task queue" in worker.output(),
             60,
@@ -118,6 +120,12 @@ class SecureStack:
         await fake.start_and_wait()
         self.processes.append(fake)
         return fake
+
+    @property
+    def worker(self) -> ManagedProcess:
+        """The worker of the main task queue."""
+        assert self._worker is not None, "the stack is not started"
+        return self._worker
 
     def logs(self) -> str:
         """Every process's output so far, the Temporal server's included."""

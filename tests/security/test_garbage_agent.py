@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -12,11 +13,13 @@ from common.models import JobStatusEnum
 from tests.security.conftest import (
     RESULTS_LIMIT,
     SecureStack,
+    agent_client,
     api_client,
     assert_serves_a_job,
     create_experiment,
     register,
     start_job,
+    tiny_experiment,
     unique,
     wait_end,
 )
@@ -95,7 +98,7 @@ async def test_garbage_answers_fail_the_job_naming_the_call(
         if "endless" in name:
             assert "larger than 1048576 bytes" in job.status.message, job.status.message
     # The worker is alive and serves a job on a good agent.
-    assert secure.processes[0].alive()
+    assert secure.worker.alive()
     await assert_serves_a_job(api_http, agent_id)
 
 
@@ -109,7 +112,7 @@ async def test_endless_results_are_cut_off_and_the_worker_stays_well(
     # The agent said the job completed; its endless results were not kept.
     assert job.status.status is JobStatusEnum.COMPLETED, job.status
     assert (await api_http.get(f"/api/v1/results/{job_id}")).status_code == 404
-    worker = secure.processes[0]
+    worker = secure.worker
     await wait_until(
         lambda: f"larger than {RESULTS_LIMIT} bytes" in worker.output(),
         20,
@@ -117,4 +120,35 @@ async def test_endless_results_are_cut_off_and_the_worker_stays_well(
     )
     assert f"get_experiment_results failed: the agent's answer from {fake.url}" in worker.output()
     assert worker.alive()
+    await assert_serves_a_job(api_http, agent_id)
+
+
+async def test_an_endless_callback_answer_leaves_the_agent_well(
+    secure: SecureStack, agent: HttpService, api_http: httpx.AsyncClient, agent_id: str
+) -> None:
+    """A job's callback URL that answers forever: the agent does not read it, and runs on."""
+    sink = await secure.start_fake_agent(unique("sink"))
+    await sink.control(execute_mode="endless")
+    job_id = f"job_{uuid.uuid4().hex[:10]}"
+    job = {
+        "job_id": job_id,
+        "experiment_spec": tiny_experiment(),
+        "callback_url": f"{sink.url}/api/v1/jobs",
+    }
+    async with agent_client(agent) as http_:
+        assert (await http_.post("/api/v1/jobs", json=job)).status_code == 200
+
+        async def notified() -> bool:
+            return job_id in await sink.executed()
+
+        await wait_until(notified, 30, what="the agent's callback")
+        status = (await http_.get(f"/api/v1/status/{job_id}")).json()
+        assert status["status"] == "completed", status
+
+    async def hung_up() -> bool:
+        async with httpx.AsyncClient(timeout=5) as control:
+            return (await control.get(f"{sink.url}/control/streams")).json()["open"] == 0
+
+    # The agent hung up on the endless answer instead of reading it into memory.
+    await wait_until(hung_up, 10, what="the agent to hang up on the endless answer")
     await assert_serves_a_job(api_http, agent_id)

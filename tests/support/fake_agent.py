@@ -49,13 +49,22 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+# Endless answers being sent now: one stays open until its reader goes away.
+open_streams = 0
+
+
 async def endless_json() -> AsyncIterator[bytes]:
     """A JSON answer that never ends: an array growing forever."""
-    yield b'{"padding": ['
-    chunk = b'"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", ' * 2000
-    while True:
-        yield chunk
-        await asyncio.sleep(0)
+    global open_streams
+    open_streams += 1
+    try:
+        yield b'{"padding": ['
+        chunk = b'"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", ' * 2000
+        while True:
+            yield chunk
+            await asyncio.sleep(0)
+    finally:
+        open_streams -= 1
 
 
 def build_app(agent_id: str) -> FastAPI:
@@ -216,6 +225,10 @@ def build_app(agent_id: str) -> FastAPI:
                 answer = await http.post(job.callback_url, json=note)
             log.append({"call": "callback", "job_id": job_id, "answer": answer.status_code})
         return {"job_id": job_id, "status": status}
+
+    @app.get("/control/streams")
+    async def get_streams() -> dict[str, int]:
+        return {"open": open_streams}
 
     @app.get("/control/log")
     async def get_log() -> list[dict[str, Any]]:
