@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
@@ -25,6 +26,8 @@ from ruckus.supervisor import Child
 from ruckus.temporal_server import dev_server_command
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("common", "agent", "activities", "workflows", "api", "ruckus")
 START_TIMEOUT = 90.0
 
 
@@ -150,6 +153,8 @@ class ChaosStack:
         self.agent_ids = [f"chaos-agent-{i}" for i in range(agents)]
         self.logs = root / "logs"
         self.storage_dir = root / "storage"
+        self.code = root / "code"
+        snapshot_code(self.code)
         python = [sys.executable, "-m", "ruckus.cli"]
         env = self.env()
         self.temporal = Child(
@@ -206,6 +211,8 @@ class ChaosStack:
             "RUCKUS_CALLBACK_BASE_URL": self.api_url,
             # Workers and API servers must share it, or a restarted API refuses callbacks.
             "RUCKUS_CALLBACK_SECRET": secrets.token_hex(16),
+            # Every process, restarted or not, runs the code as it was when the run began.
+            "PYTHONPATH": str(self.code),
             **self.timing.env(),
         }
         if self.database:
@@ -312,3 +319,11 @@ class ChaosStack:
         async with httpx.AsyncClient(timeout=2) as http:
             status: dict[str, Any] = (await http.get(self.agent_url(i) + "/api/v1/status")).json()
         return status.get("current_job_id")
+
+
+def snapshot_code(target: Path) -> None:
+    """Copy Ruckus's packages: edits to the checkout during a run must not mix code versions."""
+    for package in PACKAGES:
+        shutil.copytree(
+            REPO / package, target / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
