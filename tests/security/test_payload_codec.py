@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import secrets
@@ -32,16 +33,25 @@ def plain_events(history: WorkflowHistory) -> list[bytes]:
 
 async def test_history_payloads_are_encrypted_and_the_job_completes(secure: SecureStack) -> None:
     queue = f"{secure.task_queue}-encrypted"
-    await secure.start_worker(
-        "worker-encrypted", RUCKUS_PAYLOAD_KEY=PAYLOAD_KEY, RUCKUS_TASK_QUEUE=queue
+    port = free_port()
+    codec_server = HttpService(
+        [sys.executable, "-m", "ruckus.cli", "codec-server", "--port", str(port)],
+        port,
+        secure.root / "codec-server.log",
+        {"RUCKUS_PAYLOAD_KEY": PAYLOAD_KEY},
     )
-    api = await secure.start_api(
-        "api-encrypted", RUCKUS_PAYLOAD_KEY=PAYLOAD_KEY, RUCKUS_TASK_QUEUE=queue
+    secure.processes.append(codec_server)
+    # Its own agent: every process that touches an agent's queue workflow needs the same key.
+    _, api, agent, _ = await asyncio.gather(
+        secure.start_worker(
+            "worker-encrypted", RUCKUS_PAYLOAD_KEY=PAYLOAD_KEY, RUCKUS_TASK_QUEUE=queue
+        ),
+        secure.start_api("api-encrypted", RUCKUS_PAYLOAD_KEY=PAYLOAD_KEY, RUCKUS_TASK_QUEUE=queue),
+        secure.start_agent("agent-encrypted"),
+        codec_server.start_and_wait(),
     )
     marker = f"confidential-plan-{secrets.token_hex(8)}"
     spec = tiny_experiment() | {"name": marker, "description": marker}
-    # Its own agent: every process that touches an agent's queue workflow needs the same key.
-    agent = await secure.start_agent("agent-encrypted")
     async with api_client(api) as http_:
         agent_id = await register(http_, agent.url)
         job = await run_job(http_, agent_id, spec)
@@ -72,18 +82,9 @@ async def test_history_payloads_are_encrypted_and_the_job_completes(secure: Secu
     assert any(marker.encode() in p.data for p in decoded)
 
     # And so does `ruckus codec-server`, the way the web UI asks it.
-    port = free_port()
-    server = HttpService(
-        [sys.executable, "-m", "ruckus.cli", "codec-server", "--port", str(port)],
-        port,
-        secure.root / "codec-server.log",
-        {"RUCKUS_PAYLOAD_KEY": PAYLOAD_KEY},
-    )
-    await server.start_and_wait()
-    secure.processes.append(server)
     body = {"payloads": [json_format.MessageToDict(p) for p in found]}
     ui = {"Origin": "http://localhost:8233", "X-Namespace": "default"}
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http_:
+    async with httpx.AsyncClient(base_url=codec_server.url, timeout=30) as http_:
         answer = await http_.post("/decode", json=body, headers=ui)
     assert answer.status_code == 200, answer.text
     assert answer.headers["access-control-allow-origin"] == "http://localhost:8233"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -87,14 +88,14 @@ async def test_the_agent_refuses_a_missing_or_wrong_token_and_runs_nothing(
 async def test_a_worker_without_the_token_fails_the_job_and_the_agent_runs_nothing(
     secure: SecureStack, api_http: httpx.AsyncClient
 ) -> None:
-    guarded = await secure.start_agent("agent-guarded")
-    guarded_id = await register(api_http, guarded.url)
     # A second worker and API on their own task queue, both without the agent token.
     queue = f"{secure.task_queue}-tokenless"
-    await secure.start_worker("worker-tokenless", RUCKUS_AGENT_TOKEN="", RUCKUS_TASK_QUEUE=queue)
-    tokenless = await secure.start_api(
-        "api-tokenless", RUCKUS_AGENT_TOKEN="", RUCKUS_TASK_QUEUE=queue
+    guarded, _, tokenless = await asyncio.gather(
+        secure.start_agent("agent-guarded"),
+        secure.start_worker("worker-tokenless", RUCKUS_AGENT_TOKEN="", RUCKUS_TASK_QUEUE=queue),
+        secure.start_api("api-tokenless", RUCKUS_AGENT_TOKEN="", RUCKUS_TASK_QUEUE=queue),
     )
+    guarded_id = await register(api_http, guarded.url)
     async with api_client(tokenless) as other:
         experiment_id = await create_experiment(other)
         job = await wait_end(other, await start_job(other, experiment_id, guarded_id))
