@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test lint clean bench
+.PHONY: run test lint clean bench bench-pragmas
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ clean:
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.run
+
+bench-pragmas: $(BIN)/.installed
+	$(BIN)/python -m bench.pragmas
 
 .PHONY: chaos
 chaos: $(BIN)/.installed
