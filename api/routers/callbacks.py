@@ -43,7 +43,8 @@ async def notify_job(
     """
     settings: JobManagerSettings = request.app.state.job_settings
     secret = settings.callback_secret.get_secret_value() if settings.callback_secret else None
-    if not token_is_valid(secret, job_id, token):
+    # Tokens are hex; anything else is refused before the comparison, which takes ASCII only.
+    if (token is not None and not token.isascii()) or not token_is_valid(secret, job_id, token):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"invalid callback token for job {job_id}")
     await manager.notify_job(job_id)
     return NotifyResponse(job_id=job_id)

@@ -126,6 +126,12 @@ API_CASES: dict[str, Hostile] = {
     "no content type": Hostile(
         "POST", "/api/v1/jobs", b'{"experiment_id": "e", "agent_id": "a"}', {}
     ),
+    "non-ASCII callback token": Hostile(
+        "POST",
+        "/api/v1/jobs/job_12345678/notify?token=%C3%A9t%C3%A9",
+        json.dumps({"job_id": "job_12345678", "status": {"status": "completed"}}).encode(),
+        status=403,
+    ),
     "traversal, encoded": Hostile("GET", "/api/v1/jobs/..%2F..%2Fetc%2Fpasswd", raw=True),
     "traversal, dot segments": Hostile("GET", "/api/v1/experiments/job_1/../x", raw=True),
     "traversal, delete": Hostile("DELETE", "/api/v1/experiments/..%2F..%2Fetc%2Fpasswd", raw=True),
