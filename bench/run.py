@@ -211,17 +211,16 @@ async def submit(http: httpx.AsyncClient, exp: str, agent: str) -> tuple[str, fl
     return str(r.json()["job_id"]), t0, time.time() - t0
 
 
-async def wait_terminal(http: httpx.AsyncClient, job_ids: list[str], timeout: float) -> None:
-    pending = set(job_ids)
-    deadline = time.monotonic() + timeout
-    while pending:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{len(pending)} jobs did not finish")
-        for job_id in list(pending)[:50]:
-            status = (await http.get(f"/api/v1/jobs/{job_id}")).json()["status"]["status"]
-            if status in ("completed", "failed", "cancelled", "timeout"):
-                pending.discard(job_id)
-        await asyncio.sleep(0.2)
+async def wait_terminal(client: Client, job_ids: list[str], timeout: float) -> None:
+    """Wait for the jobs' workflows to close, as the floor waits for its results.
+
+    Long polls on Temporal, not API polling: the measurement must not load what it measures.
+    """
+
+    async def closed(job_id: str) -> None:
+        await client.get_workflow_handle(job_id).result()
+
+    await asyncio.wait_for(asyncio.gather(*(closed(j) for j in job_ids)), timeout)
 
 
 async def wait_status(http: httpx.AsyncClient, job_id: str, status: str, timeout: float) -> None:
@@ -239,12 +238,12 @@ async def jobs(
     exp = await experiment(http)
     # One warm-up job per agent.
     warm = [await submit(http, exp, a) for a in agent_ids]
-    await wait_terminal(http, [w[0] for w in warm], 120)
+    await wait_terminal(client, [w[0] for w in warm], 120)
 
     unloaded, idle_dispatch, idle_completion = [], [], []
     for _ in range(10):
         job_id, t0, _ = await submit(http, exp, agent_ids[0])
-        await wait_terminal(http, [job_id], 60)
+        await wait_terminal(client, [job_id], 60)
         closed = (await client.get_workflow_handle(job_id).describe()).close_time
         assert closed is not None
         unloaded.append(closed.timestamp() - t0)
@@ -254,7 +253,7 @@ async def jobs(
 
     began = time.time()
     submitted = await asyncio.gather(*(submit(http, exp, agent_ids[i % agents]) for i in range(n)))
-    await wait_terminal(http, [s[0] for s in submitted], 600)
+    await wait_terminal(client, [s[0] for s in submitted], 600)
     logs: dict[str, dict[str, Any]] = {}
     for i in range(agents):
         logs.update((await http.get(stack.agent_url(i) + "/bench/log")).json())
