@@ -23,6 +23,7 @@ from tests.security.conftest import (
     register,
     run_job,
     tiny_experiment,
+    unique,
 )
 from tests.support.stack import HttpService, free_port
 
@@ -58,6 +59,12 @@ async def test_history_payloads_are_encrypted_and_the_job_completes(secure: Secu
         assert job.status.status is JobStatusEnum.COMPLETED, job.status
         result = (await http_.get(f"/api/v1/results/{job.job_id}")).json()["result"]
         assert result["status"] == "completed" and result["metrics"], result
+        # Failure messages are encrypted too, and still reach the job's record intact.
+        broken = await secure.start_fake_agent(unique("fake-encrypted"))
+        await broken.control(status_mode="garbage")
+        failed = await run_job(http_, await register(http_, broken.url))
+        assert failed.status.status is JobStatusEnum.FAILED, failed.status
+        assert "get_agent_status failed: the agent answered invalid JSON" in failed.status.message
 
     # What a Temporal operator sees: every payload encrypted, the spec nowhere in clear.
     plain = await secure.temporal.client()
@@ -72,6 +79,9 @@ async def test_history_payloads_are_encrypted_and_the_job_completes(secure: Secu
     assert sum(p.metadata["encoding"] == ENCRYPTED_ENCODING for p in found) >= 5
     for raw in plain_events(history):
         assert marker.encode() not in raw
+    failed_history = await plain.get_workflow_handle(failed.job_id).fetch_history()
+    for raw in plain_events(failed_history):
+        assert b"answered invalid JSON" not in raw
     with pytest.raises(Exception, match=r"(?i)encoding|decode|binary/encrypted"):
         await plain.get_workflow_handle(job.job_id).result()
 
