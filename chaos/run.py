@@ -221,7 +221,7 @@ def rows(report: Report) -> list[tuple[str, str]]:
         out.append((f"jobs failed: {cause}", str(n)))
     out += [
         ("submissions refused while a part was down (retried)", str(acc.refused_submissions)),
-        ("  of them left as a FAILED record", str(acc.refused_recorded)),
+        ("refused submissions left as a FAILED record", str(acc.refused_recorded)),
         ("jobs the agents executed", str(acc.executed_by_agents)),
     ]
     for fault in Fault:
