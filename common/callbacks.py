@@ -20,4 +20,7 @@ def token_is_valid(secret: str | None, job_id: str, token: str | None) -> bool:
     """Without a secret every notification is accepted: at worst it causes one early poll."""
     if not secret:
         return True
-    return token is not None and hmac.compare_digest(callback_token(secret, job_id), token)
+    if token is None:
+        return False
+    # Bytes: compare_digest refuses non-ASCII str, and a token is whatever the caller sent.
+    return hmac.compare_digest(callback_token(secret, job_id).encode(), token.encode())

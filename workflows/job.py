@@ -266,20 +266,29 @@ class JobWorkflow:
 
     async def _call(self, activity: Callable[[Any, A], Awaitable[R]], arg: A) -> R:
         """Run a short agent call as a local activity, retried by the job's policy."""
+        p = self._inp.policy
+        # Each try is bounded by the agent client itself. The SDK's start-to-close of a local
+        # activity spans its in-worker retries, so it must fit them all; otherwise the job
+        # would fail with a bare timeout instead of the last try's error.
+        every_try = p.retry_maximum_attempts * (p.agent_call_timeout + p.retry_maximum_interval)
+        budget = timedelta(seconds=every_try + 5)
         try:
             return await workflow.execute_local_activity_method(
                 activity,
                 arg,
-                start_to_close_timeout=timedelta(seconds=self._inp.policy.agent_call_timeout + 5),
+                start_to_close_timeout=budget,
+                schedule_to_close_timeout=budget,
                 retry_policy=self._retry_policy(),
             )
         except (ActivityError, ApplicationError) as err:
             if is_cancelled_exception(err):
                 raise asyncio.CancelledError from err
             failure = _application_failure(err)
-            kind = failure.type if failure is not None else None
-            message = failure.message if failure is not None else str(err)
-            raise AgentCallFailed(message, kind) from err
+            if failure is None:
+                name = getattr(activity, "__name__", "agent call")
+                message = f"{name} failed: the agent did not answer in time ({err})"
+                raise AgentCallFailed(message, None) from err
+            raise AgentCallFailed(failure.message, failure.type) from err
 
     def _execute_call(self) -> ExecuteCall:
         return ExecuteCall(

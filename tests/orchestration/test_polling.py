@@ -97,3 +97,24 @@ async def test_job_past_its_deadline_is_stopped_and_ends_timeout(
     assert await sets_holding(storage, ended) == ["failed"]
     cancels = [e for e in await fake_agent.log() if e["call"] == "cancel"]
     assert [c["job_id"] for c in cancels] == [job.job_id]
+
+
+async def test_an_agent_that_stops_answering_fails_the_job_naming_the_call(
+    storage: StorageBackend,
+    fake_agent: FakeAgent,
+    client: Client,
+    settings: JobManagerSettings,
+    worker: None,
+) -> None:
+    # Many short tries: together they outlast one try's deadline, as with a frozen agent.
+    many = settings.model_copy(
+        update={"agent_call_timeout": 0.5, "agent_retry_maximum_attempts": 14}
+    )
+    job_manager = JobManager(storage, client, many)
+    await fake_agent.control(job_duration=None)
+    exp = await new_experiment(storage)
+    job = await job_manager.create_job(exp.id, fake_agent.agent_id)
+    await wait_for_status(job_manager, job.job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
+    await fake_agent.control(job_status_mode="hang")
+    failed = await wait_for_status(job_manager, job.job_id, FAILED, timeout=60)
+    assert failed.status.message.startswith("get_job_status failed: timed out calling")
