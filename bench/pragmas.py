@@ -18,8 +18,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.floor import FloorWorkflow, noop
-from bench.run import _temporal_ready, free_port
-from ruckus.supervisor import Child, Supervisor
+from bench.run import free_port
+from ruckus.supervisor import Child, Supervisor, temporal_ready
 from ruckus.temporal_server import dev_server_command
 
 SETTINGS: dict[str, tuple[str, ...]] = {
@@ -55,7 +55,7 @@ def measure(pragmas: tuple[str, ...], root: Path) -> float:
     try:
         address = f"127.0.0.1:{port}"
         supervisor.start(
-            Child("temporal", cmd, root / f"{port}.log"), lambda: _temporal_ready(address), 60, ""
+            Child("temporal", cmd, root / f"{port}.log"), lambda: temporal_ready(address), 60, ""
         )
         return asyncio.run(rate(address))
     finally:
@@ -78,6 +78,7 @@ def main() -> None:
         rounds = ", ".join(f"{v:.1f}" for v in values)
         table.add_row(name, f"{statistics.median(values):.1f}", rounds)
     console.print(table)
+
 
 if __name__ == "__main__":
     main()

@@ -27,7 +27,7 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
 from bench.floor import FloorWorkflow
-from ruckus.supervisor import Child, Supervisor
+from ruckus.supervisor import Child, Supervisor, http_ok, temporal_ready
 from ruckus.temporal_server import dev_server_command, find_temporal_binary
 from workflows.types import queue_workflow_id
 
@@ -116,33 +116,14 @@ class Stack:
 
     def start(self) -> None:
         c = self.children
-        self.supervisor.start(c["temporal"], lambda: _temporal_ready(self.address), 60, "")
+        self.supervisor.start(c["temporal"], lambda: temporal_ready(self.address), 60, "")
         self.supervisor.start(c["floor"], lambda: "ready" in c["floor"].output(), 60, "")
         self.supervisor.start(c["worker"], lambda: "serving" in c["worker"].output(), 60, "")
-        self.supervisor.start(c["api"], lambda: _ok(self.api_url + "/health"), 60, "")
-        self.supervisor.start(c["agents"], lambda: _ok(self.agent_url(0) + "/health"), 60, "")
+        self.supervisor.start(c["api"], lambda: http_ok(self.api_url + "/health"), 60, "")
+        self.supervisor.start(c["agents"], lambda: http_ok(self.agent_url(0) + "/health"), 60, "")
 
     def stop(self) -> None:
         self.supervisor.stop_all()
-
-
-def _ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _temporal_ready(address: str) -> bool:
-    async def check() -> bool:
-        client = await Client.connect(address)
-        await client.workflow_service.get_system_info(GetSystemInfoRequest())
-        return True
-
-    try:
-        return asyncio.run(asyncio.wait_for(check(), 5))
-    except Exception:
-        return False
 
 
 async def machine(client: Client) -> dict[str, str]:

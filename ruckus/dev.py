@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 import time
@@ -13,13 +12,18 @@ from types import FrameType
 import httpx
 from rich.console import Console
 from rich.table import Table
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
-from temporalio.client import Client
 
 from common.settings import JobManagerSettings
 from ruckus.demo import run_demo
 from ruckus.http_client import RuckusAPIError, RuckusClient
-from ruckus.supervisor import Child, StackError, Supervisor, require_free_port
+from ruckus.supervisor import (
+    Child,
+    StackError,
+    Supervisor,
+    http_ok,
+    require_free_port,
+    temporal_ready,
+)
 from ruckus.temporal_server import (
     TemporalBinaryNotFound,
     dev_server_command,
@@ -122,7 +126,7 @@ def _start(cfg: DevConfig, supervisor: Supervisor, console: Console) -> None:
         )
         supervisor.start(
             Child("Temporal dev server", cmd, logs / "temporal.log"),
-            lambda: _temporal_ready(cfg.temporal_address),
+            lambda: temporal_ready(cfg.temporal_address),
             cfg.start_timeout,
             "change its port with --temporal-port",
         )
@@ -140,7 +144,7 @@ def _start(cfg: DevConfig, supervisor: Supervisor, console: Console) -> None:
         api_cmd = [*python, "api", "--host", cfg.host, "--port", str(cfg.api_port)]
         supervisor.start(
             Child("API server", api_cmd, logs / "api.log", env),
-            lambda: _http_ok(cfg.api_url + "/health"),
+            lambda: http_ok(cfg.api_url + "/health"),
             cfg.start_timeout,
             "change its port with --api-port",
         )
@@ -150,7 +154,7 @@ def _start(cfg: DevConfig, supervisor: Supervisor, console: Console) -> None:
         agent_env = {"RUCKUS_AGENT_DATA_DIR": str(data / "agent")}
         supervisor.start(
             Child("local agent", agent_cmd, logs / "agent.log", agent_env),
-            lambda: _http_ok(cfg.agent_url + "/health"),
+            lambda: http_ok(cfg.agent_url + "/health"),
             cfg.start_timeout,
             "change its port with --agent-port",
         )
@@ -204,22 +208,3 @@ def _print_places(cfg: DevConfig, supervisor: Supervisor, console: Console) -> N
     table.add_row("worker", f"task queue {JobManagerSettings().task_queue}", pids["worker"])
     table.add_row("data and logs", str(cfg.data_dir.resolve()), "")
     console.print(table)
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _temporal_ready(address: str) -> bool:
-    async def check() -> bool:
-        client = await Client.connect(address)
-        await client.workflow_service.get_system_info(GetSystemInfoRequest())
-        return True
-
-    try:
-        return asyncio.run(asyncio.wait_for(check(), 5))
-    except Exception:
-        return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -11,6 +12,32 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
+
+
+def http_ok(url: str) -> bool:
+    """GET `url` answers 200 (a service's health endpoint)."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def temporal_ready(address: str) -> bool:
+    """The Temporal frontend at `address` answers; call outside a running event loop."""
+
+    async def check() -> bool:
+        client = await Client.connect(address)
+        await client.workflow_service.get_system_info(GetSystemInfoRequest())
+        return True
+
+    try:
+        return asyncio.run(asyncio.wait_for(check(), 5))
+    except Exception:
+        return False
 
 
 class StackError(Exception):
