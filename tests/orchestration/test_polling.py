@@ -106,10 +106,10 @@ async def test_an_agent_that_stops_answering_fails_the_job_naming_the_call(
     settings: JobManagerSettings,
     worker: None,
 ) -> None:
-    # Many short tries: together they outlast one try's deadline, as with a frozen agent.
-    many = settings.model_copy(
-        update={"agent_call_timeout": 0.5, "agent_retry_maximum_attempts": 14}
-    )
+    # Tries that together outlast one try's deadline (call timeout + 5 s), as with a frozen
+    # agent; each try times out after the worker's agent call timeout.
+    assert settings.agent_call_timeout * 5 > settings.agent_call_timeout + 5
+    many = settings.model_copy(update={"agent_retry_maximum_attempts": 5})
     job_manager = JobManager(storage, client, many)
     await fake_agent.control(job_duration=None)
     exp = await new_experiment(storage)

@@ -62,8 +62,13 @@ async def test_cancel_a_queued_job_and_a_running_job(
     assert await fake_agent.executed() == [first.job_id, third.job_id]
     await fake_agent.finish(third.job_id)
     await wait_for_status(job_manager, third.job_id, DONE)
-    snapshot = await job_manager.agent_queue(fake_agent.agent_id)
-    assert snapshot.running is None and snapshot.queued == []
+
+    async def agent_free() -> bool:
+        # The job releases its agent right after recording its end.
+        snapshot = await job_manager.agent_queue(fake_agent.agent_id)
+        return snapshot.running is None and snapshot.queued == []
+
+    await wait_until(agent_free, what="the agent's queue to be empty")
 
 
 async def _executed_includes(agent: FakeAgent, job_id: str) -> bool:
