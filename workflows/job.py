@@ -32,6 +32,16 @@ with workflow.unsafe.imports_passed_through():
 A = TypeVar("A")
 R = TypeVar("R")
 
+# A durable step (storage write, joining the queue): tries within one local activity, then a
+# pause on a durable timer before the next activity.
+_DURABLE_STEP: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(
+        maximum_interval=timedelta(seconds=5), non_retryable_error_types=NON_RETRYABLE
+    ),
+}
+DURABLE_STEP_PAUSE = timedelta(seconds=5)
+
 # Recorded even when nothing changed, so the stored timestamp shows the job is watched.
 RECORD_REFRESH = timedelta(seconds=60)
 
@@ -102,15 +112,18 @@ class JobWorkflow:
     # The steps of the story
 
     async def _join_queue(self) -> None:
-        await workflow.execute_local_activity(
-            join_agent_queue,
-            QueueEntry(
-                agent_id=self._job.agent_id,
-                job_id=self._job.job_id,
-                queue_continue_as_new_events=self._inp.policy.queue_continue_as_new_events,
+        entry = QueueEntry(
+            agent_id=self._job.agent_id,
+            job_id=self._job.job_id,
+            queue_continue_as_new_events=self._inp.policy.queue_continue_as_new_events,
+        )
+        await self._until_done(
+            "joining the agent's queue",
+            lambda: workflow.execute_local_activity(
+                join_agent_queue,
+                entry,
+                **_DURABLE_STEP,  # type: ignore[arg-type]
             ),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
         )
         self._in_queue = True
 
@@ -221,11 +234,17 @@ class JobWorkflow:
         retry.maximum_attempts = 0  # the activity bounds the agent's tries itself
         try:
             # Local: no task-queue round trip, and the results themselves never enter history.
-            await workflow.execute_local_activity_method(
-                StorageActivities.transfer_results,
-                transfer,
-                start_to_close_timeout=timedelta(seconds=60 + self._inp.policy.agent_call_timeout),
-                retry_policy=retry,
+            # Repeated until storage takes them; only the agent's own failure gives up.
+            await self._until_done(
+                "saving the results",
+                lambda: workflow.execute_local_activity_method(
+                    StorageActivities.transfer_results,
+                    transfer,
+                    start_to_close_timeout=timedelta(
+                        seconds=60 + self._inp.policy.agent_call_timeout
+                    ),
+                    retry_policy=retry,
+                ),
             )
         except (ActivityError, ApplicationError) as err:
             workflow.logger.error(
@@ -248,12 +267,11 @@ class JobWorkflow:
         current = self._job.status
         if (new.status, new.message) == (current.status, current.message):
             return
-        stored = await workflow.execute_local_activity_method(
-            StorageActivities.record_job_status,
-            StatusRecord(job_id=self._job.job_id, status=new),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(
-                maximum_interval=timedelta(seconds=30), non_retryable_error_types=NON_RETRYABLE
+        record = StatusRecord(job_id=self._job.job_id, status=new)
+        stored = await self._until_done(
+            "recording its status",
+            lambda: workflow.execute_local_activity_method(
+                StorageActivities.record_job_status, record, **_DURABLE_STEP
             ),
         )
         self._job = stored
@@ -263,6 +281,26 @@ class JobWorkflow:
             workflow.upsert_search_attributes([JOB_STATUS_KEY.value_set(stored.status.status)])
 
     # Plumbing
+
+    async def _until_done(self, what: str, step: Callable[[], Awaitable[R]]) -> R:
+        """Repeat a step that must not be lost (storage, the queue) until it succeeds.
+
+        A local activity's timeout spans its in-worker retries, so a long outage ends it;
+        a durable pause and a new try keep the job going instead of failing it.
+        """
+        while True:
+            try:
+                return await step()
+            except (ActivityError, ApplicationError) as err:
+                if is_cancelled_exception(err):
+                    raise asyncio.CancelledError from err
+                failure = _application_failure(err)
+                if failure is not None and failure.non_retryable:
+                    raise
+                workflow.logger.warning(
+                    "job %s: %s failed, trying again: %s", self._job.job_id, what, _cause(err)
+                )
+                await workflow.sleep(DURABLE_STEP_PAUSE)
 
     async def _call(self, activity: Callable[[Any, A], Awaitable[R]], arg: A) -> R:
         """Run a short agent call as a local activity, retried by the job's policy."""
