@@ -1,4 +1,4 @@
-"""The activity that puts a job in its agent's queue, starting the queue on demand."""
+"""Activities that pass an agent between jobs: join its queue, release it, grant it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
+from temporalio.service import RPCError, RPCStatusCode
 
-from activities.types import QUEUE_WORKFLOW_TYPE, QueueEntry, QueueState, queue_workflow_id
+from activities.types import (
+    QUEUE_WORKFLOW_TYPE,
+    QueueEntry,
+    QueueGrant,
+    QueueRelease,
+    QueueState,
+    queue_workflow_id,
+)
 from common.temporal import AGENT_ID_KEY
 
 
@@ -32,3 +40,31 @@ async def join_agent_queue(entry: QueueEntry) -> None:
             [SearchAttributePair(AGENT_ID_KEY, entry.agent_id)]
         ),
     )
+
+
+# Signals sent from a local activity rather than by the workflow itself: a workflow's own
+# signal needs a further workflow task to learn it was delivered, and on the path from one job
+# to the next those tasks add up. Both signals are idempotent, so a repeated try is harmless.
+
+
+@activity.defn
+async def release_agent(release: QueueRelease) -> None:
+    """Tell the agent's queue the job is done with the agent; no queue means nothing to do."""
+    handle = activity.client().get_workflow_handle(queue_workflow_id(release.agent_id))
+    try:
+        await handle.signal("release", release.job_id)
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+
+
+@activity.defn
+async def grant_agent(grant: QueueGrant) -> bool:
+    """Hand the agent to a job; False when the job's workflow has already closed."""
+    try:
+        await activity.client().get_workflow_handle(grant.job_id).signal("grant")
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True

@@ -40,6 +40,15 @@ class QueueEntry(BaseModel):
     queue_continue_as_new_events: int = 2000
 
 
+class QueueRelease(BaseModel):
+    agent_id: str
+    job_id: str
+
+
+class QueueGrant(BaseModel):
+    job_id: str
+
+
 class QueueState(BaseModel):
     """An agent's queue: the job holding the agent, the jobs waiting, recently finished ids."""
 

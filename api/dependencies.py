@@ -21,22 +21,23 @@ _bearer = HTTPBearer(
 )
 
 
-def _agent_manager(request: Request) -> AgentManager:
+# Dependencies are async: FastAPI would run plain functions on its thread pool, per request.
+async def _agent_manager(request: Request) -> AgentManager:
     manager: AgentManager = request.app.state.agent_manager
     return manager
 
 
-def _experiment_manager(request: Request) -> ExperimentManager:
+async def _experiment_manager(request: Request) -> ExperimentManager:
     manager: ExperimentManager = request.app.state.experiment_manager
     return manager
 
 
-def _job_manager(request: Request) -> JobManager:
+async def _job_manager(request: Request) -> JobManager:
     manager: JobManager = request.app.state.job_manager
     return manager
 
 
-def _connections(request: Request) -> Connections:
+async def _connections(request: Request) -> Connections:
     connections: Connections = request.app.state.connections
     return connections
 

@@ -25,7 +25,7 @@ from common.storage import AlreadyExistsError, ConflictError, NotFoundError, Sto
 from common.temporal import AGENT_ID_KEY, EXPERIMENT_ID_KEY, JOB_STATUS_KEY, connect_temporal
 from workflows.agent_queue import AgentQueueWorkflow
 from workflows.job import JobWorkflow
-from workflows.types import JobInput, JobPolicy, QueueSnapshot, queue_workflow_id
+from workflows.types import JOB_REVISION, JobInput, JobPolicy, QueueSnapshot, queue_workflow_id
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class JobManager:
                     agent_url=agent.agent_url,
                     agent_status=agent.status,
                     policy=policy,
+                    revision=JOB_REVISION,
                 )
                 try:
                     status = await self._start(inp, spec.name)

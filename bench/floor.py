@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
+
+from common.event_loop import run
+from workflows.worker import workflow_runner
 
 
 @activity.defn
@@ -30,7 +32,14 @@ class FloorWorkflow:
 
 async def serve(address: str, task_queue: str) -> None:
     client = await Client.connect(address)
-    worker = Worker(client, task_queue=task_queue, workflows=[FloorWorkflow], activities=[noop])
+    # The same workflow runner as the Ruckus worker, so the ratio compares like with like.
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[FloorWorkflow],
+        activities=[noop],
+        workflow_runner=workflow_runner(),
+    )
     print("floor worker ready", flush=True)
     await worker.run()
 
@@ -40,7 +49,7 @@ def main() -> None:
     parser.add_argument("--address", required=True)
     parser.add_argument("--task-queue", required=True)
     args = parser.parse_args()
-    asyncio.run(serve(args.address, args.task_queue))
+    run(serve(args.address, args.task_queue))
 
 
 if __name__ == "__main__":

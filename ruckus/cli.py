@@ -72,13 +72,13 @@ def api(
 @app.command()
 def worker() -> None:
     """Run a worker: the job and queue workflows and their activities (TEMPORAL_* to connect)."""
-    import asyncio
     import logging
 
+    from common.event_loop import run
     from workflows.worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run_worker())
+    run(run_worker())
 
 
 @app.command("codec-server")

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.queue import grant_agent
+    from activities.types import QueueGrant
     from workflows.types import QueueSnapshot, QueueState
 
 # Job ids remembered after they finish, so a late or repeated enqueue is not run again.
 FINISHED_MEMORY = 1000
 GRANT_SIGNAL = "grant"
+# Queues that granted by their own signal before replay it; new grants go by local activity.
+GRANT_BY_ACTIVITY = "grant-by-activity"
+GRANT_RETRY_PAUSE = timedelta(seconds=5)
 
 
 @workflow.defn
@@ -53,11 +61,29 @@ class AgentQueueWorkflow:
 
     async def _grant(self, job_id: str) -> None:
         self._state.holder = job_id
+        if workflow.patched(GRANT_BY_ACTIVITY):
+            if not await self._signal_grant(job_id):
+                workflow.logger.warning("cannot grant agent to %s: its workflow is gone", job_id)
+                self.release(job_id)
+            return
         try:
             await workflow.get_external_workflow_handle(job_id).signal(GRANT_SIGNAL)
         except Exception as err:  # the job's workflow is gone: hand the agent on
             workflow.logger.warning("cannot grant agent to %s: %s", job_id, err)
             self.release(job_id)
+
+    async def _signal_grant(self, job_id: str) -> bool:
+        """Signal the grant, trying again after a pause until Temporal takes it."""
+        while True:
+            try:
+                return await workflow.execute_local_activity(
+                    grant_agent,
+                    QueueGrant(job_id=job_id),
+                    start_to_close_timeout=timedelta(seconds=30),
+                )
+            except ActivityError as err:
+                workflow.logger.warning("granting agent to %s failed, retrying: %s", job_id, err)
+                await workflow.sleep(GRANT_RETRY_PAUSE)
 
     def _can_grant(self) -> bool:
         return self._state.holder is None and bool(self._state.waiting)

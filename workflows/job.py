@@ -15,13 +15,14 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from activities.agent_calls import AgentActivities
     from activities.errors import AGENT_BUSY, AGENT_UNKNOWN_JOB, NON_RETRYABLE
-    from activities.queue import join_agent_queue
+    from activities.queue import join_agent_queue, release_agent
     from activities.storage_writes import StorageActivities
     from activities.types import (
         AgentCall,
         ExecuteCall,
         JobCall,
         QueueEntry,
+        QueueRelease,
         ResultsTransfer,
         StatusRecord,
     )
@@ -253,6 +254,17 @@ class JobWorkflow:
 
     async def _release(self) -> None:
         if not self._in_queue:
+            return
+        if self._inp.revision >= 2:
+            release = QueueRelease(agent_id=self._job.agent_id, job_id=self._job.job_id)
+            await self._until_done(
+                "releasing the agent",
+                lambda: workflow.execute_local_activity(
+                    release_agent,
+                    release,
+                    **_DURABLE_STEP,  # type: ignore[arg-type]
+                ),
+            )
             return
         queue = workflow.get_external_workflow_handle(queue_workflow_id(self._job.agent_id))
         try:

@@ -11,6 +11,7 @@ from common.models import AgentStatusEnum, ExperimentSpec, JobInfo, JobStatus
 from common.settings import JobManagerSettings
 
 __all__ = [
+    "JOB_REVISION",
     "JobInput",
     "JobPolicy",
     "JobProgress",
@@ -59,6 +60,13 @@ class JobProgress(BaseModel):
     last_recorded_at: datetime
 
 
+# A job runs the steps of the revision it was started with, so upgrading the workers never
+# changes the commands of a job already running (its history must replay).
+# 1: the job releases its agent's queue with its own signal.
+# 2: it releases it from a local activity, which saves the job a workflow task.
+JOB_REVISION = 2
+
+
 class JobInput(BaseModel):
     job: JobInfo
     spec: ExperimentSpec
@@ -66,6 +74,8 @@ class JobInput(BaseModel):
     agent_status: AgentStatusEnum
     policy: JobPolicy = Field(default_factory=JobPolicy)
     progress: JobProgress | None = None
+    # Inputs from before revisions existed carry none: they are revision 1.
+    revision: int = 1
 
     @property
     def timeout(self) -> timedelta:
