@@ -50,6 +50,11 @@ async def join_agent_queue(entry: QueueEntry) -> None:
 @activity.defn
 async def release_agent(release: QueueRelease) -> None:
     """Tell the agent's queue the job is done with the agent; no queue means nothing to do."""
+    await signal_release(release)
+
+
+async def signal_release(release: QueueRelease) -> None:
+    """The release signal itself, also sent by the activity that ends a job."""
     handle = activity.client().get_workflow_handle(queue_workflow_id(release.agent_id))
     try:
         await handle.signal("release", release.job_id)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import STORAGE_CONFLICT, agent_failure
-from activities.types import ResultsTransfer, StatusRecord
+from activities.queue import signal_release
+from activities.types import JobEnd, ResultsTransfer, StatusRecord
 from common.agent_client import AgentCallError, AgentUtility
 from common.models import JobInfo
 from common.storage import ConflictError, StorageBackend
@@ -32,16 +35,57 @@ class StorageActivities:
         One activity for both steps so results (megabytes, perhaps) never enter workflow history.
         The agent gets `agent_attempts` tries; saving is retried until the database answers.
         """
+        results = await self._fetch_results(
+            transfer.agent_url, transfer.job_id, transfer.agent_attempts
+        )
+        if results is None:
+            return False
+        await self._save_results(results, transfer.job_id, transfer.experiment_id)
+        return True
+
+    @activity.defn
+    async def end_job(self, end: JobEnd) -> JobInfo:
+        """Store the job's results with its final status, then free its agent for the next job.
+
+        One activity for the last steps of a job: each is idempotent, so a retry repeats them
+        safely, and the job ends in one round trip instead of three. Results the agent still
+        cannot give after `agent_attempts` tries are logged and given up.
+        """
+        results = None
+        if end.agent_url is not None:
+            try:
+                results = await self._fetch_results(end.agent_url, end.job_id, end.agent_attempts)
+            except ApplicationError as err:
+                if not err.non_retryable:
+                    raise
+                activity.logger.error("job %s: results could not be retrieved: %s", end.job_id, err)
+        if results is not None:
+            results["job_id"] = end.job_id
+            results.setdefault("experiment_id", end.experiment_id)
         try:
-            results = await self._agents.get_experiment_results(transfer.agent_url, transfer.job_id)
+            stored = await self._storage.record_job_end(end.job_id, end.status, results)
+        except ConflictError as err:
+            raise ApplicationError(str(err), type=STORAGE_CONFLICT, non_retryable=True) from err
+        # Only once the end is stored: the next job's ASSIGNED record needs the agent free.
+        if end.release is not None:
+            await signal_release(end.release)
+        return stored
+
+    async def _fetch_results(
+        self, agent_url: str, job_id: str, agent_attempts: int
+    ) -> dict[str, Any] | None:
+        """The job's results from its agent, or None; non-retryable once out of tries."""
+        try:
+            return await self._agents.get_experiment_results(agent_url, job_id)
         except AgentCallError as err:
             if err.status_code == 404:
-                return False
+                return None
             failure = agent_failure(err)
-            if activity.info().attempt >= transfer.agent_attempts:
+            if activity.info().attempt >= agent_attempts:
                 failure = ApplicationError(str(err), type=failure.type, non_retryable=True)
             raise failure from err
-        results["job_id"] = transfer.job_id
-        results.setdefault("experiment_id", transfer.experiment_id)
-        await self._storage.save_experiment_results(transfer.experiment_id, results)
-        return True
+
+    async def _save_results(self, results: dict[str, Any], job_id: str, experiment_id: str) -> None:
+        results["job_id"] = job_id
+        results.setdefault("experiment_id", experiment_id)
+        await self._storage.save_experiment_results(experiment_id, results)

@@ -29,6 +29,24 @@ class ResultsTransfer(BaseModel):
     agent_attempts: int = 5
 
 
+class QueueRelease(BaseModel):
+    agent_id: str
+    job_id: str
+
+
+class JobEnd(BaseModel):
+    """A job's last step: its results from the agent, its final status, its agent freed."""
+
+    job_id: str
+    experiment_id: str
+    # None when the job never reached its agent: there are no results to fetch.
+    agent_url: str | None
+    status: JobStatus
+    agent_attempts: int = 5
+    # None when the job never joined its agent's queue.
+    release: QueueRelease | None
+
+
 class StatusRecord(BaseModel):
     job_id: str
     status: JobStatus
@@ -38,11 +56,6 @@ class QueueEntry(BaseModel):
     agent_id: str
     job_id: str
     queue_continue_as_new_events: int = 2000
-
-
-class QueueRelease(BaseModel):
-    agent_id: str
-    job_id: str
 
 
 class QueueGrant(BaseModel):

@@ -138,10 +138,10 @@ class JobManager:
                 raise JobAlreadyFinishedError(f"job {job_id} already finished") from err
             raise TemporalUnavailableError(f"Temporal is unavailable: {err}") from err
 
-    async def notify_job(self, job_id: str) -> None:
-        """The job's agent says it ended: poll it now rather than at the next tick."""
+    async def notify_job(self, job_id: str, reported: JobStatus | None = None) -> None:
+        """The job's agent says it ended, and perhaps how (`reported`): act now, not at the tick."""
         try:
-            await self.client.get_workflow_handle(job_id).signal(JobWorkflow.poll_now)
+            await self.client.get_workflow_handle(job_id).signal(JobWorkflow.poll_now, reported)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise NotFoundError(f"job {job_id} is not running") from err

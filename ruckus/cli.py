@@ -78,6 +78,8 @@ def worker() -> None:
     from workflows.worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # One line per agent call would bury the jobs' own events: every poll is one.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     run(run_worker())
 
 

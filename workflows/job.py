@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         AgentCall,
         ExecuteCall,
         JobCall,
+        JobEnd,
         QueueEntry,
         QueueRelease,
         ResultsTransfer,
@@ -67,6 +68,7 @@ class JobWorkflow:
         self._job = inp.job
         self._granted = inp.progress is not None
         self._poll_requested = False
+        self._notified: JobStatus | None = None
         self._progress = inp.progress
         self._sent = inp.progress is not None
         self._in_queue = inp.progress is not None
@@ -102,9 +104,11 @@ class JobWorkflow:
         self._granted = True
 
     @workflow.signal
-    def poll_now(self) -> None:
-        """The agent says the job changed: poll at once instead of at the next tick."""
+    def poll_now(self, reported: JobStatus | None = None) -> None:
+        """The agent says the job ended: poll at once, or take its final status as the poll."""
         self._poll_requested = True
+        if reported is not None and reported.status.is_terminal:
+            self._notified = reported
 
     @workflow.query
     def status(self) -> JobStatus:
@@ -181,12 +185,17 @@ class JobWorkflow:
                     lambda: self._poll_requested, timeout=min(policy.polling_interval, remaining)
                 )
             self._poll_requested = False
-            try:
-                reported = await self._call(AgentActivities.get_job_status, self._job_call())
-            except AgentCallFailed as err:
-                if err.kind == AGENT_UNKNOWN_JOB:
-                    return await self._finish(JobStatusEnum.FAILED, f"agent lost the job: {err}")
-                return await self._finish(JobStatusEnum.FAILED, str(err))
+            # An authenticated notification of the end is the agent's own answer: no need to ask.
+            reported, self._notified = self._notified, None
+            if reported is None:
+                try:
+                    reported = await self._call(AgentActivities.get_job_status, self._job_call())
+                except AgentCallFailed as err:
+                    if err.kind == AGENT_UNKNOWN_JOB:
+                        return await self._finish(
+                            JobStatusEnum.FAILED, f"agent lost the job: {err}"
+                        )
+                    return await self._finish(JobStatusEnum.FAILED, str(err))
             if reported.status.is_terminal:
                 return await self._finish(reported.status, reported.message, at=reported.timestamp)
             if reported.status is not JobStatusEnum.QUEUED:
@@ -217,11 +226,46 @@ class JobWorkflow:
                 await self._call(AgentActivities.cancel_job, self._job_call())
             except AgentCallFailed as err:
                 workflow.logger.warning("job %s: %s", self._job.job_id, err)
+        if self._inp.revision >= 2:
+            return await self._end(
+                JobStatus(status=status, message=message, timestamp=at or workflow.now())
+            )
         if self._sent:
             await self._save_results()
         await self._record(status, message, at=at)
         self._ended = True
         await self._release()
+        return self._job.status
+
+    async def _end(self, final: JobStatus) -> JobStatus:
+        """The last steps in one local activity: results, final status, the agent freed."""
+        release = None
+        if self._in_queue:
+            release = QueueRelease(agent_id=self._job.agent_id, job_id=self._job.job_id)
+        end = JobEnd(
+            job_id=self._job.job_id,
+            experiment_id=self._job.experiment_id,
+            agent_url=self._inp.agent_url if self._sent else None,
+            status=final,
+            agent_attempts=self._inp.policy.retry_maximum_attempts,
+            release=release,
+        )
+        retry = self._retry_policy()
+        retry.maximum_attempts = 0  # the activity bounds the agent's tries itself
+        previous = self._job.status.status
+        # Local: the results themselves never enter history. Repeated until storage takes them.
+        self._job = await self._until_done(
+            "ending the job",
+            lambda: workflow.execute_local_activity_method(
+                StorageActivities.end_job,
+                end,
+                start_to_close_timeout=timedelta(seconds=60 + self._inp.policy.agent_call_timeout),
+                retry_policy=retry,
+            ),
+        )
+        self._ended = True
+        if self._job.status.status is not previous:
+            workflow.upsert_search_attributes([JOB_STATUS_KEY.value_set(self._job.status.status)])
         return self._job.status
 
     async def _save_results(self) -> None:

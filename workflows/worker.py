@@ -54,6 +54,7 @@ def build_worker(
             agent_activities.cancel_job,
             storage_activities.record_job_status,
             storage_activities.transfer_results,
+            storage_activities.end_job,
             join_agent_queue,
             release_agent,
             grant_agent,

@@ -36,15 +36,18 @@ async def notify_job(
     notification: JobNotification | None = None,
     token: Annotated[str | None, Query(max_length=128)] = None,
 ) -> NotifyResponse:
-    """Called by agents: the job's workflow polls its agent now instead of at the next tick.
+    """Called by agents when a job ends: its workflow ends the job now, not at the next tick.
 
-    Authenticated by the signed token in the callback URL, not by the API key. The body is
-    only a hint and may be omitted: the server still asks the agent for the job's status.
+    Authenticated by the signed token in the callback URL, not by the API key. A body with the
+    job's final status stands for the agent's answer to the next poll; without one, or with a
+    status that is not final or a body naming another job, the workflow asks the agent at once.
     """
     settings: JobManagerSettings = request.app.state.job_settings
     secret = settings.callback_secret.get_secret_value() if settings.callback_secret else None
     # Tokens are hex; anything else is refused before the comparison, which takes ASCII only.
     if (token is not None and not token.isascii()) or not token_is_valid(secret, job_id, token):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"invalid callback token for job {job_id}")
-    await manager.notify_job(job_id)
+    # A body naming another job says nothing about this one: the workflow asks the agent.
+    own = notification is not None and notification.job_id == job_id
+    await manager.notify_job(job_id, notification.status if own and notification else None)
     return NotifyResponse(job_id=job_id)

@@ -162,6 +162,16 @@ class StorageBackend(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def record_job_end(
+        self, job_id: str, status: JobStatus, results: dict[str, Any] | None
+    ) -> JobInfo:
+        """Save a job's results (when it has any) and record its final status, all or nothing.
+
+        Whoever sees the job COMPLETED finds its results. The results are stored as by
+        save_experiment_results, under the job's experiment; record_job_status's rules hold.
+        """
+
+    @abc.abstractmethod
     async def get_job(self, job_id: str) -> JobInfo:
         """Raises NotFoundError."""
 

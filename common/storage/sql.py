@@ -282,6 +282,19 @@ class SQLStorageBackend(StorageBackend):
         async with self._write() as conn:
             return await self._put_job(conn, job_id, status, None)
 
+    async def record_job_end(
+        self, job_id: str, status: JobStatus, results: dict[str, Any] | None
+    ) -> JobInfo:
+        async with self._write() as conn:
+            if results is not None:
+                if results.get("job_id") != job_id:
+                    raise ValueError(f"results for job {job_id} must name it as their `job_id`")
+                row = await self._locked_job(conn, job_id)
+                if row is None:
+                    raise NotFoundError(f"job {job_id} does not exist")
+                await conn.execute(self._results_upsert(row.experiment_id, results))
+            return await self._put_job(conn, job_id, status, None)
+
     async def get_job(self, job_id: str) -> JobInfo:
         async with self._read() as conn:
             row = (await conn.execute(select(jobs).where(jobs.c.job_id == job_id))).first()
@@ -316,6 +329,11 @@ class SQLStorageBackend(StorageBackend):
     # Results
 
     async def save_experiment_results(self, experiment_id: str, results: dict[str, Any]) -> None:
+        async with self._write() as conn:
+            await conn.execute(self._results_upsert(experiment_id, results))
+
+    def _results_upsert(self, experiment_id: str, results: dict[str, Any]) -> Any:
+        """Insert or replace the results of the job `results` names."""
         job_id = results.get("job_id")
         if not isinstance(job_id, str) or not job_id:
             raise ValueError("results need a `job_id` string to be stored under")
@@ -330,8 +348,7 @@ class SQLStorageBackend(StorageBackend):
                 "payload": statement.excluded.payload,
             },
         )
-        async with self._write() as conn:
-            await conn.execute(statement)
+        return statement
 
     async def get_job_results(self, job_id: str) -> dict[str, Any]:
         query = select(results_table.c.payload).where(results_table.c.job_id == job_id)

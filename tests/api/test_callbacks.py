@@ -73,8 +73,10 @@ async def test_a_finished_job_is_completed_at_once_not_at_the_next_poll(
             assert time.monotonic() - began < SLOW_POLL / 2  # not the timer: the callback
             assert (await http.get(f"/api/v1/results/{job.job_id}")).status_code == 200
             assert done.status.status is JobStatusEnum.COMPLETED
-            callbacks = [e for e in await agent.log() if e["call"] == "callback"]
-            assert [c["answer"] for c in callbacks] == [202]
+            log = await agent.log()
+            assert [c["answer"] for c in log if c["call"] == "callback"] == [202]
+            # The notification carried the final status: the agent was not asked again.
+            assert not [e for e in log if e["call"] == "job_status"]
     finally:
         cb.stop()
 
@@ -119,3 +121,46 @@ async def test_a_callback_needs_the_token_of_its_job(stack: Stack, agent: FakeAg
             )  # a notification only makes the server ask the agent
     finally:
         cb.stop()
+
+
+async def test_only_a_final_status_for_its_own_job_stands_for_the_agents_answer(
+    stack: Stack, agent: FakeAgent
+) -> None:
+    cb = CallbackStack(stack, polling=SLOW_POLL)
+    await cb.start()
+    try:
+        async with httpx.AsyncClient(base_url=cb.api.url, timeout=30) as http:
+            agent_id = await register(http, agent.url)
+            job = await create_job(http, await create_experiment(http), agent_id)
+            await wait_job(http, job.job_id, *RUNNING)
+            url = f"/api/v1/jobs/{job.job_id}/notify"
+            token = {"token": callback_token(SECRET, job.job_id)}
+
+            def note(job_id: str, status: str) -> dict[str, object]:
+                return {"job_id": job_id, "status": {"status": status, "message": "from the agent"}}
+
+            # Another job's final status, then one that is not final: each time the workflow
+            # asks the agent, which says the job still runs.
+            for body, asked in (
+                (note("job_00000000", "completed"), 1),
+                (note(job.job_id, "running"), 2),
+            ):
+                answer = await http.post(url, params=token, json=body)
+                assert answer.status_code == 202
+                await wait_until(
+                    lambda n=asked: _asked(agent, job.job_id, n), 10, what="the agent to be asked"
+                )
+                still = (await http.get(f"/api/v1/jobs/{job.job_id}")).json()["status"]
+                assert still["status"] in ("assigned", "running")
+            # A final status stands for the agent's answer.
+            failed = await http.post(url, params=token, json=note(job.job_id, "failed"))
+            assert failed.status_code == 202
+            done = await wait_job(http, job.job_id, JobStatusEnum.FAILED, timeout=10)
+            assert done.status.message == "from the agent"
+    finally:
+        cb.stop()
+
+
+async def _asked(agent: FakeAgent, job_id: str, times: int) -> bool:
+    log = await agent.log()
+    return len([e for e in log if e["call"] == "job_status" and e["job_id"] == job_id]) >= times

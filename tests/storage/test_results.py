@@ -7,7 +7,9 @@ import secrets
 
 import pytest
 
+from common.models import JobStatusEnum as S
 from common.storage import NotFoundError, StorageBackend
+from tests.storage.helpers import assert_in_one_set, make_job, status_of
 
 
 async def test_results_round_trip_whatever_their_shape(storage: StorageBackend) -> None:
@@ -66,3 +68,32 @@ async def test_a_5_mb_result_round_trips(storage: StorageBackend) -> None:
     stored = await storage.get_job_results("job_1")
     assert len(stored["output"]["text"]) == 5 * 1024 * 1024
     assert stored == results
+
+
+async def test_a_jobs_end_stores_its_results_and_final_status_together(
+    storage: StorageBackend,
+) -> None:
+    await storage.create_job(make_job("job_1", S.RUNNING))
+    results = {"job_id": "job_1", "metrics": {"a": 1}}
+    ended = await storage.record_job_end("job_1", status_of(S.COMPLETED, message="done"), results)
+    assert ended.status.status is S.COMPLETED
+    await assert_in_one_set(storage, "job_1", S.COMPLETED)
+    assert await storage.get_job_results("job_1") == results
+    assert await storage.list_results("exp-1") == [results]  # under the job's experiment
+
+    # A job that failed with nothing to show has no results.
+    await storage.create_job(make_job("job_2", S.RUNNING))
+    await storage.record_job_end("job_2", status_of(S.FAILED, message="lost"), None)
+    await assert_in_one_set(storage, "job_2", S.FAILED)
+    with pytest.raises(NotFoundError):
+        await storage.get_job_results("job_2")
+
+
+async def test_a_jobs_end_is_all_or_nothing(storage: StorageBackend) -> None:
+    with pytest.raises(NotFoundError):
+        await storage.record_job_end("job_9", status_of(S.COMPLETED), {"job_id": "job_9"})
+    await storage.create_job(make_job("job_1", S.RUNNING))
+    with pytest.raises(ValueError, match="job_1"):
+        await storage.record_job_end("job_1", status_of(S.COMPLETED), {"job_id": "job_2"})
+    assert await storage.list_results() == []
+    await assert_in_one_set(storage, "job_1", S.RUNNING)
