@@ -35,7 +35,8 @@ from ruckus.temporal_server import dev_server_command, find_temporal_binary
 from workflows.types import queue_workflow_id
 
 REPO = Path(__file__).resolve().parents[1]
-OTHER_SECTIONS = "## Chaos run"
+# The file's "## " sections (the chaos run, the profile notes) are kept when it is rewritten.
+OTHER_SECTIONS = "\n## "
 console = Console()
 
 
@@ -409,11 +410,10 @@ def main() -> None:
         table.add_row(*row)
     console.print(table)
     command = "make bench  # python -m bench.run " + " ".join(sys.argv[1:])
-    # Other runs (the chaos run) keep their own sections of the same file.
     kept = ""
     if args.out.exists():
         text = args.out.read_text()
-        kept = text[text.index(OTHER_SECTIONS) :] if OTHER_SECTIONS in text else ""
+        kept = text[text.index(OTHER_SECTIONS) + 1 :] if OTHER_SECTIONS in text else ""
     args.out.write_text(report(res, command.strip()) + ("\n" + kept if kept else ""))
     console.print(f"written to {args.out}")
 
