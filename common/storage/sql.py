@@ -285,15 +285,14 @@ class SQLStorageBackend(StorageBackend):
     async def record_job_end(
         self, job_id: str, status: JobStatus, results: dict[str, Any] | None
     ) -> JobInfo:
+        if results is not None and results.get("job_id") != job_id:
+            raise ValueError(f"results for job {job_id} must name it as their `job_id`")
         async with self._write() as conn:
+            # One transaction: the status first, as it finds the job and its experiment.
+            stored = await self._put_job(conn, job_id, status, None)
             if results is not None:
-                if results.get("job_id") != job_id:
-                    raise ValueError(f"results for job {job_id} must name it as their `job_id`")
-                row = await self._locked_job(conn, job_id)
-                if row is None:
-                    raise NotFoundError(f"job {job_id} does not exist")
-                await conn.execute(self._results_upsert(row.experiment_id, results))
-            return await self._put_job(conn, job_id, status, None)
+                await conn.execute(self._results_upsert(stored.experiment_id, results))
+        return stored
 
     async def get_job(self, job_id: str) -> JobInfo:
         async with self._read() as conn:
