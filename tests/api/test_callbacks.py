@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import uuid
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from common.callbacks import callback_token
-from common.models import JobStatusEnum
+from common.models import JobInfo, JobStatusEnum
 from tests.api.conftest import Stack, create_experiment, create_job, register, wait_job
 from tests.support.stack import FakeAgent, HttpService, ManagedProcess, free_port, wait_until
 
@@ -48,6 +49,28 @@ class CallbackStack:
         self.worker.stop()
 
 
+@contextlib.asynccontextmanager
+async def callback_api(
+    stack: Stack, polling: float, callback_base: str | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an API (and its worker) with callbacks on, stopped afterwards."""
+    cb = CallbackStack(stack, polling, callback_base)
+    await cb.start()
+    try:
+        async with httpx.AsyncClient(base_url=cb.api.url, timeout=30) as http:
+            yield http
+    finally:
+        cb.stop()
+
+
+async def running_job(http: httpx.AsyncClient, agent: FakeAgent) -> JobInfo:
+    """A job submitted through the API and running on `agent`."""
+    agent_id = await register(http, agent.url)
+    job = await create_job(http, await create_experiment(http), agent_id)
+    await wait_job(http, job.job_id, *RUNNING)
+    return job
+
+
 @pytest.fixture
 async def agent(stack: Stack) -> AsyncIterator[FakeAgent]:
     fake = FakeAgent(stack.root, f"cb-{uuid.uuid4().hex[:8]}")
@@ -60,105 +83,80 @@ async def agent(stack: Stack) -> AsyncIterator[FakeAgent]:
 async def test_a_finished_job_is_completed_at_once_not_at_the_next_poll(
     stack: Stack, agent: FakeAgent
 ) -> None:
-    cb = CallbackStack(stack, polling=SLOW_POLL)
-    await cb.start()
-    try:
-        async with httpx.AsyncClient(base_url=cb.api.url, timeout=30) as http:
-            agent_id = await register(http, agent.url)
-            job = await create_job(http, await create_experiment(http), agent_id)
-            await wait_job(http, job.job_id, *RUNNING)
-            began = time.monotonic()
-            await agent.finish(job.job_id)
-            done = await wait_job(http, job.job_id, JobStatusEnum.COMPLETED, timeout=10)
-            assert time.monotonic() - began < SLOW_POLL / 2  # not the timer: the callback
-            assert (await http.get(f"/api/v1/results/{job.job_id}")).status_code == 200
-            assert done.status.status is JobStatusEnum.COMPLETED
-            log = await agent.log()
-            assert [c["answer"] for c in log if c["call"] == "callback"] == [202]
-            # The notification carried the final status: the agent was not asked again.
-            assert not [e for e in log if e["call"] == "job_status"]
-    finally:
-        cb.stop()
+    async with callback_api(stack, polling=SLOW_POLL) as http:
+        job = await running_job(http, agent)
+        began = time.monotonic()
+        await agent.finish(job.job_id)
+        done = await wait_job(http, job.job_id, JobStatusEnum.COMPLETED, timeout=10)
+        assert time.monotonic() - began < SLOW_POLL / 2  # not the timer: the callback
+        assert (await http.get(f"/api/v1/results/{job.job_id}")).status_code == 200
+        assert done.status.status is JobStatusEnum.COMPLETED
+        log = await agent.log()
+        assert [c["answer"] for c in log if c["call"] == "callback"] == [202]
+        # The notification carried the final status: the agent was not asked again.
+        assert not [e for e in log if e["call"] == "job_status"]
 
 
 async def test_a_lost_notification_is_covered_by_the_poll(stack: Stack, agent: FakeAgent) -> None:
     # The agent is told a callback URL where nothing listens: the notification never arrives.
-    cb = CallbackStack(stack, polling=1.0, callback_base=f"http://127.0.0.1:{free_port()}")
-    await cb.start()
-    try:
-        async with httpx.AsyncClient(base_url=cb.api.url, timeout=30) as http:
-            agent_id = await register(http, agent.url)
-            job = await create_job(http, await create_experiment(http), agent_id)
-            await wait_job(http, job.job_id, *RUNNING)
-            await agent.control(lose_callbacks=True)
-            await agent.finish(job.job_id)
-            await wait_job(http, job.job_id, JobStatusEnum.COMPLETED, timeout=20)
-            assert not [e for e in await agent.log() if e["call"] == "callback"]
-    finally:
-        cb.stop()
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    async with callback_api(stack, polling=1.0, callback_base=nowhere) as http:
+        job = await running_job(http, agent)
+        await agent.control(lose_callbacks=True)
+        await agent.finish(job.job_id)
+        await wait_job(http, job.job_id, JobStatusEnum.COMPLETED, timeout=20)
+        assert not [e for e in await agent.log() if e["call"] == "callback"]
 
 
 async def test_a_callback_needs_the_token_of_its_job(stack: Stack, agent: FakeAgent) -> None:
-    cb = CallbackStack(stack, polling=SLOW_POLL)
-    await cb.start()
-    try:
-        async with httpx.AsyncClient(base_url=cb.api.url, timeout=30) as http:
-            agent_id = await register(http, agent.url)
-            job = await create_job(http, await create_experiment(http), agent_id)
-            url = f"/api/v1/jobs/{job.job_id}/notify"
-            other = callback_token(SECRET, "job_00000000")
-            assert (await http.post(url)).status_code == 403
-            assert (await http.post(url, params={"token": other})).status_code == 403
-            unknown = "/api/v1/jobs/job_00000000/notify"
-            answer = await http.post(unknown, params={"token": other})
-            assert answer.status_code == 404, answer.text
-            good = await http.post(url, params={"token": callback_token(SECRET, job.job_id)})
-            assert good.status_code == 202
-            assert (await http.get(f"/api/v1/jobs/{job.job_id}")).json()["status"]["status"] in (
-                "queued",
-                "assigned",
-                "running",
-            )  # a notification only makes the server ask the agent
-    finally:
-        cb.stop()
+    async with callback_api(stack, polling=SLOW_POLL) as http:
+        agent_id = await register(http, agent.url)
+        job = await create_job(http, await create_experiment(http), agent_id)
+        url = f"/api/v1/jobs/{job.job_id}/notify"
+        other = callback_token(SECRET, "job_00000000")
+        assert (await http.post(url)).status_code == 403
+        assert (await http.post(url, params={"token": other})).status_code == 403
+        unknown = "/api/v1/jobs/job_00000000/notify"
+        answer = await http.post(unknown, params={"token": other})
+        assert answer.status_code == 404, answer.text
+        good = await http.post(url, params={"token": callback_token(SECRET, job.job_id)})
+        assert good.status_code == 202
+        assert (await http.get(f"/api/v1/jobs/{job.job_id}")).json()["status"]["status"] in (
+            "queued",
+            "assigned",
+            "running",
+        )  # a notification only makes the server ask the agent
 
 
 async def test_only_a_final_status_for_its_own_job_stands_for_the_agents_answer(
     stack: Stack, agent: FakeAgent
 ) -> None:
-    cb = CallbackStack(stack, polling=SLOW_POLL)
-    await cb.start()
-    try:
-        async with httpx.AsyncClient(base_url=cb.api.url, timeout=30) as http:
-            agent_id = await register(http, agent.url)
-            job = await create_job(http, await create_experiment(http), agent_id)
-            await wait_job(http, job.job_id, *RUNNING)
-            url = f"/api/v1/jobs/{job.job_id}/notify"
-            token = {"token": callback_token(SECRET, job.job_id)}
+    async with callback_api(stack, polling=SLOW_POLL) as http:
+        job = await running_job(http, agent)
+        url = f"/api/v1/jobs/{job.job_id}/notify"
+        token = {"token": callback_token(SECRET, job.job_id)}
 
-            def note(job_id: str, status: str) -> dict[str, object]:
-                return {"job_id": job_id, "status": {"status": status, "message": "from the agent"}}
+        def note(job_id: str, status: str) -> dict[str, object]:
+            return {"job_id": job_id, "status": {"status": status, "message": "from the agent"}}
 
-            # Another job's final status, then one that is not final: each time the workflow
-            # asks the agent, which says the job still runs.
-            for body, asked in (
-                (note("job_00000000", "completed"), 1),
-                (note(job.job_id, "running"), 2),
-            ):
-                answer = await http.post(url, params=token, json=body)
-                assert answer.status_code == 202
-                await wait_until(
-                    lambda n=asked: _asked(agent, job.job_id, n), 10, what="the agent to be asked"
-                )
-                still = (await http.get(f"/api/v1/jobs/{job.job_id}")).json()["status"]
-                assert still["status"] in ("assigned", "running")
-            # A final status stands for the agent's answer.
-            failed = await http.post(url, params=token, json=note(job.job_id, "failed"))
-            assert failed.status_code == 202
-            done = await wait_job(http, job.job_id, JobStatusEnum.FAILED, timeout=10)
-            assert done.status.message == "from the agent"
-    finally:
-        cb.stop()
+        # Another job's final status, then one that is not final: each time the workflow
+        # asks the agent, which says the job still runs.
+        for body, asked in (
+            (note("job_00000000", "completed"), 1),
+            (note(job.job_id, "running"), 2),
+        ):
+            answer = await http.post(url, params=token, json=body)
+            assert answer.status_code == 202
+            await wait_until(
+                lambda n=asked: _asked(agent, job.job_id, n), 10, what="the agent to be asked"
+            )
+            still = (await http.get(f"/api/v1/jobs/{job.job_id}")).json()["status"]
+            assert still["status"] in ("assigned", "running")
+        # A final status stands for the agent's answer.
+        failed = await http.post(url, params=token, json=note(job.job_id, "failed"))
+        assert failed.status_code == 202
+        done = await wait_job(http, job.job_id, JobStatusEnum.FAILED, timeout=10)
+        assert done.status.message == "from the agent"
 
 
 async def _asked(agent: FakeAgent, job_id: str, times: int) -> bool:
