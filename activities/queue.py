@@ -29,6 +29,7 @@ async def join_agent_queue(entry: QueueEntry) -> None:
         QueueState(
             agent_id=entry.agent_id,
             continue_as_new_events=entry.queue_continue_as_new_events,
+            holder_check=entry.queue_holder_check,
         ),
         id=queue_workflow_id(entry.agent_id),
         task_queue=activity.info().task_queue,

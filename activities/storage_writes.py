@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import STORAGE_CONFLICT, agent_failure
 from activities.queue import signal_release
-from activities.types import JobEnd, ResultsTransfer, StatusRecord
+from activities.types import JobEnd, QueueHolder, ResultsTransfer, StatusRecord
 from common.agent_client import AgentCallError, AgentUtility
-from common.models import JobInfo
-from common.storage import ConflictError, StorageBackend
+from common.models import JobInfo, JobStatus, JobStatusEnum, utcnow
+from common.storage import ConflictError, NotFoundError, StorageBackend
 
 
 class StorageActivities:
@@ -70,6 +73,30 @@ class StorageActivities:
         if end.release is not None:
             await signal_release(end.release)
         return stored
+
+    @activity.defn
+    async def retire_if_closed(self, holder: QueueHolder) -> bool:
+        """True when the job's workflow has closed; a job it left unfinished is recorded FAILED.
+
+        An operator may terminate a job's workflow with the temporal CLI: its agent's queue
+        must not wait for it forever, nor its RUNNING record keep the next job out.
+        """
+        try:
+            described = await activity.client().get_workflow_handle(holder.job_id).describe()
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            how = "is gone"
+        else:
+            if described.status is WorkflowExecutionStatus.RUNNING:
+                return False
+            how = f"ended ({described.status.name.lower()})"
+        message = f"the job's workflow {how} before the job finished"
+        failed = JobStatus(status=JobStatusEnum.FAILED, message=message, timestamp=utcnow())
+        # Terminal states are final: a job that did finish keeps its own end.
+        with contextlib.suppress(NotFoundError):
+            await self._storage.record_job_status(holder.job_id, failed)
+        return True
 
     async def _fetch_results(
         self, agent_url: str, job_id: str, agent_attempts: int

@@ -56,9 +56,14 @@ class QueueEntry(BaseModel):
     agent_id: str
     job_id: str
     queue_continue_as_new_events: int = 2000
+    queue_holder_check: float = 60.0
 
 
 class QueueGrant(BaseModel):
+    job_id: str
+
+
+class QueueHolder(BaseModel):
     job_id: str
 
 
@@ -70,6 +75,8 @@ class QueueState(BaseModel):
     waiting: list[str] = Field(default_factory=list)
     finished: list[str] = Field(default_factory=list)
     continue_as_new_events: int = 2000
+    # Seconds between checks that the holder's workflow is still open (it may be terminated).
+    holder_check: float = 60.0
 
 
 QUEUE_WORKFLOW_TYPE = "AgentQueueWorkflow"

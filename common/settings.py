@@ -99,6 +99,11 @@ class JobManagerSettings(BaseSettings):
     queue_continue_as_new_events: int = Field(
         default=2000, ge=10, description="History events before a queue continues as new"
     )
+    queue_holder_check_interval: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often a queue checks that the job holding its agent is still open",
+    )
     agent_token: OptionalSecret = Field(
         default=None, description="Bearer token sent on every agent call"
     )

@@ -9,7 +9,8 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.queue import grant_agent
-    from activities.types import QueueGrant
+    from activities.storage_writes import StorageActivities
+    from activities.types import QueueGrant, QueueHolder
     from workflows.types import QueueSnapshot, QueueState
 
 # Job ids remembered after they finish, so a late or repeated enqueue is not run again.
@@ -18,6 +19,8 @@ GRANT_SIGNAL = "grant"
 # Queues that granted by their own signal before replay it; new grants go by local activity.
 GRANT_BY_ACTIVITY = "grant-by-activity"
 GRANT_RETRY_PAUSE = timedelta(seconds=5)
+# Queues from before the holder was checked on wait for it without a timer.
+HOLDER_WATCHDOG = "holder-watchdog"
 
 
 @workflow.defn
@@ -30,7 +33,7 @@ class AgentQueueWorkflow:
     @workflow.run
     async def run(self, state: QueueState) -> None:
         while True:
-            await workflow.wait_condition(lambda: self._can_grant() or self._history_is_long())
+            await self._wait_for_turn()
             if self._history_is_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._state)
@@ -58,6 +61,41 @@ class AgentQueueWorkflow:
     def snapshot(self) -> QueueSnapshot:
         s = self._state
         return QueueSnapshot(agent_id=s.agent_id, running=s.holder, queued=list(s.waiting))
+
+    async def _wait_for_turn(self) -> None:
+        """Until the agent can be granted (or history is long), checking on the job holding it."""
+
+        def ready() -> bool:
+            return self._can_grant() or self._history_is_long()
+
+        if not workflow.patched(HOLDER_WATCHDOG):
+            await workflow.wait_condition(ready)
+            return
+        while True:
+            check = self._state.holder_check if self._state.holder is not None else None
+            try:
+                await workflow.wait_condition(ready, timeout=check)
+                return
+            except TimeoutError:
+                await self._check_holder()
+
+    async def _check_holder(self) -> None:
+        """Free the agent if the holder's workflow closed without releasing it (terminated)."""
+        holder = self._state.holder
+        if holder is None:
+            return
+        try:
+            gone = await workflow.execute_local_activity_method(
+                StorageActivities.retire_if_closed,
+                QueueHolder(job_id=holder),
+                start_to_close_timeout=timedelta(seconds=30),
+            )
+        except ActivityError as err:  # checked again at the next interval
+            workflow.logger.warning("cannot check on %s, the agent's holder: %s", holder, err)
+            return
+        if gone and self._state.holder == holder:
+            workflow.logger.warning("%s closed without releasing the agent: freed", holder)
+            self.release(holder)
 
     async def _grant(self, job_id: str) -> None:
         self._state.holder = job_id

@@ -121,6 +121,7 @@ class JobWorkflow:
             agent_id=self._job.agent_id,
             job_id=self._job.job_id,
             queue_continue_as_new_events=self._inp.policy.queue_continue_as_new_events,
+            queue_holder_check=self._inp.policy.queue_holder_check,
         )
         await self._until_done(
             "joining the agent's queue",

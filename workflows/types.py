@@ -34,6 +34,7 @@ class JobPolicy(BaseModel):
     busy_recheck_maximum: float = 60.0
     continue_as_new_polls: int = 500
     queue_continue_as_new_events: int = 2000
+    queue_holder_check: float = 60.0
 
     @classmethod
     def from_settings(cls, settings: JobManagerSettings) -> JobPolicy:
@@ -48,6 +49,7 @@ class JobPolicy(BaseModel):
             busy_recheck_maximum=settings.busy_agent_recheck_maximum,
             continue_as_new_polls=settings.job_continue_as_new_polls,
             queue_continue_as_new_events=settings.queue_continue_as_new_events,
+            queue_holder_check=settings.queue_holder_check_interval,
         )
 
 

@@ -55,6 +55,7 @@ def build_worker(
             storage_activities.record_job_status,
             storage_activities.transfer_results,
             storage_activities.end_job,
+            storage_activities.retire_if_closed,
             join_agent_queue,
             release_agent,
             grant_agent,
