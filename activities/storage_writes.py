@@ -88,9 +88,10 @@ class StorageActivities:
                 raise
             how = "is gone"
         else:
-            if described.status is WorkflowExecutionStatus.RUNNING:
+            status = described.status
+            if status is None or status is WorkflowExecutionStatus.RUNNING:
                 return False
-            how = f"ended ({described.status.name.lower()})"
+            how = f"ended ({status.name.lower()})"
         message = f"the job's workflow {how} before the job finished"
         failed = JobStatus(status=JobStatusEnum.FAILED, message=message, timestamp=utcnow())
         # Terminal states are final: a job that did finish keeps its own end.
