@@ -12,7 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import STORAGE_CONFLICT, agent_failure
 from activities.queue import signal_release
-from activities.types import JobEnd, QueueHolder, ResultsTransfer, StatusRecord
+from activities.types import JobEnd, QueueHolder, QueueRelease, ResultsTransfer, StatusRecord
 from common.agent_client import AgentCallError, AgentUtility
 from common.models import JobInfo, JobStatus, JobStatusEnum, utcnow
 from common.storage import ConflictError, NotFoundError, StorageBackend
@@ -70,8 +70,8 @@ class StorageActivities:
         except ConflictError as err:
             raise ApplicationError(str(err), type=STORAGE_CONFLICT, non_retryable=True) from err
         # Only once the end is stored: the next job's ASSIGNED record needs the agent free.
-        if end.release is not None:
-            await signal_release(end.release)
+        if end.release:
+            await signal_release(QueueRelease(agent_id=end.agent_id, job_id=end.job_id))
         return stored
 
     @activity.defn

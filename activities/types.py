@@ -39,12 +39,13 @@ class JobEnd(BaseModel):
 
     job_id: str
     experiment_id: str
+    agent_id: str
     # None when the job never reached its agent: there are no results to fetch.
     agent_url: str | None
     status: JobStatus
     agent_attempts: int = 5
-    # None when the job never joined its agent's queue.
-    release: QueueRelease | None
+    # False when the job never joined its agent's queue: there is nothing to release.
+    release: bool
 
 
 class StatusRecord(BaseModel):

@@ -245,7 +245,8 @@ async def jobs(
     warm = [await submit(http, exp, a) for a in agent_ids]
     await wait_terminal(client, [w[0] for w in warm], 120)
 
-    unloaded, idle_dispatch, idle_completion, idle_closed = [], [], [], []
+    unloaded, idle_dispatch, idle_closed = [], [], []
+    idle_finished: dict[str, float] = {}
     for _ in range(10):
         job_id, t0, _ = await submit(http, exp, agent_ids[0])
         await wait_terminal(client, [job_id], 60)
@@ -254,8 +255,10 @@ async def jobs(
         unloaded.append(closed.timestamp() - t0)
         seen = (await http.get(stack.agent_url(0) + "/bench/log")).json()[job_id]
         idle_dispatch.append(seen["received"] - t0)
-        idle_completion.append(stored_at(stack)[job_id] - seen["finished"])
+        idle_finished[job_id] = seen["finished"]
         idle_closed.append(closed.timestamp() - seen["finished"])
+    stored = stored_at(stack)
+    idle_completion = [stored[j] - finished for j, finished in idle_finished.items()]
 
     # One client per agent: httpx's pool scans all its connections and waiting requests on
     # every response, and one pool for all 300 made the benchmark's own client a tenth of the

@@ -78,11 +78,18 @@ def free_port() -> int:
 
 
 async def wait_for(
-    condition: Callable[[], Awaitable[bool] | bool], timeout: float, what: str
+    condition: Callable[[], Awaitable[bool] | bool],
+    timeout: float,
+    what: str,
+    give_up: Callable[[], None] = lambda: None,
 ) -> None:
-    """Poll `condition` until true; RuntimeError naming `what` after `timeout` seconds."""
+    """Poll `condition` until true; RuntimeError naming `what` after `timeout` seconds.
+
+    `give_up` runs before each try and may raise to stop waiting at once.
+    """
     deadline = time.monotonic() + timeout
     while True:
+        give_up()
         with contextlib.suppress(Exception):
             value = condition()
             if not isinstance(value, bool):
@@ -265,21 +272,13 @@ class ChaosStack:
     async def _healthy(
         self, child: Child, condition: Callable[[], Awaitable[bool] | bool], what: str
     ) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
+        def exited() -> None:
             if not child.alive():
                 raise RuntimeError(
                     f"{what} exited with code {child.exit_code()}: {child.last_lines(5)}"
                 )
-            with contextlib.suppress(Exception):
-                value = condition()
-                if not isinstance(value, bool):
-                    value = await value
-                if value:
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{what} was not healthy after {START_TIMEOUT:g} s")
-            await asyncio.sleep(0.1)
+
+        await wait_for(condition, START_TIMEOUT, f"{what} to be healthy", exited)
 
     async def _temporal_ready(self) -> bool:
         client = await Client.connect(self.temporal_address)

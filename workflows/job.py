@@ -240,16 +240,14 @@ class JobWorkflow:
 
     async def _end(self, final: JobStatus) -> JobStatus:
         """The last steps in one local activity: results, final status, the agent freed."""
-        release = None
-        if self._in_queue:
-            release = QueueRelease(agent_id=self._job.agent_id, job_id=self._job.job_id)
         end = JobEnd(
             job_id=self._job.job_id,
             experiment_id=self._job.experiment_id,
+            agent_id=self._job.agent_id,
             agent_url=self._inp.agent_url if self._sent else None,
             status=final,
             agent_attempts=self._inp.policy.retry_maximum_attempts,
-            release=release,
+            release=self._in_queue,
         )
         retry = self._retry_policy()
         retry.maximum_attempts = 0  # the activity bounds the agent's tries itself
@@ -265,8 +263,7 @@ class JobWorkflow:
             ),
         )
         self._ended = True
-        if self._job.status.status is not previous:
-            workflow.upsert_search_attributes([JOB_STATUS_KEY.value_set(self._job.status.status)])
+        self._publish_status(previous)
         return self._job.status
 
     async def _save_results(self) -> None:
@@ -334,8 +331,12 @@ class JobWorkflow:
         self._job = stored
         if stored.status.status.is_terminal and not status.is_terminal:
             raise JobEndedElsewhere(stored.status.message)
-        if stored.status.status is not current.status:
-            workflow.upsert_search_attributes([JOB_STATUS_KEY.value_set(stored.status.status)])
+        self._publish_status(current.status)
+
+    def _publish_status(self, before: JobStatusEnum) -> None:
+        """Keep the JobStatus search attribute in step with the stored status."""
+        if self._job.status.status is not before:
+            workflow.upsert_search_attributes([JOB_STATUS_KEY.value_set(self._job.status.status)])
 
     # Plumbing
 

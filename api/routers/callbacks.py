@@ -48,6 +48,8 @@ async def notify_job(
     if (token is not None and not token.isascii()) or not token_is_valid(secret, job_id, token):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"invalid callback token for job {job_id}")
     # A body naming another job says nothing about this one: the workflow asks the agent.
-    own = notification is not None and notification.job_id == job_id
-    await manager.notify_job(job_id, notification.status if own and notification else None)
+    reported = None
+    if notification is not None and notification.job_id == job_id:
+        reported = notification.status
+    await manager.notify_job(job_id, reported)
     return NotifyResponse(job_id=job_id)

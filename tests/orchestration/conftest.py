@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,21 @@ async def job_manager(
     await manager.start()
     yield manager
     await manager.stop()
+
+
+ManagerWith = Callable[..., JobManager]
+
+
+@pytest.fixture
+def manager_with(
+    client: Client, storage: StorageBackend, settings: JobManagerSettings, worker: None
+) -> ManagerWith:
+    """A JobManager on the test worker whose settings differ by the overrides given."""
+
+    def make(**overrides: Any) -> JobManager:
+        return JobManager(storage, client, settings.model_copy(update=overrides))
+
+    return make
 
 
 @pytest.fixture

@@ -10,7 +10,12 @@ from common.jobs import JobUtility
 from common.models import JobStatusEnum
 from common.settings import JobManagerSettings
 from common.storage import NotFoundError, StorageBackend
-from tests.orchestration.conftest import new_experiment, sets_holding, wait_for_status
+from tests.orchestration.conftest import (
+    ManagerWith,
+    new_experiment,
+    sets_holding,
+    wait_for_status,
+)
 from tests.support.stack import FakeAgent, wait_until
 from workflows.agent_queue import AgentQueueWorkflow
 from workflows.types import QueueState, queue_workflow_id
@@ -76,15 +81,9 @@ async def test_a_taken_job_id_is_drawn_again_and_nothing_is_overwritten(
 
 
 async def test_long_job_continues_as_new_and_finishes_once(
-    storage: StorageBackend,
-    fake_agent: FakeAgent,
-    client: Client,
-    settings: JobManagerSettings,
-    worker: None,
+    storage: StorageBackend, fake_agent: FakeAgent, client: Client, manager_with: ManagerWith
 ) -> None:
-    manager = JobManager(
-        storage, client, settings.model_copy(update={"job_continue_as_new_polls": 3})
-    )
+    manager = manager_with(job_continue_as_new_polls=3)
     await fake_agent.control(job_duration=None)
     exp = await new_experiment(storage)
     job = await manager.create_job(exp.id, fake_agent.agent_id)
@@ -101,15 +100,9 @@ async def test_long_job_continues_as_new_and_finishes_once(
 
 
 async def test_long_queue_continues_as_new_without_losing_or_repeating_a_job(
-    storage: StorageBackend,
-    fake_agent: FakeAgent,
-    client: Client,
-    settings: JobManagerSettings,
-    worker: None,
+    storage: StorageBackend, fake_agent: FakeAgent, client: Client, manager_with: ManagerWith
 ) -> None:
-    manager = JobManager(
-        storage, client, settings.model_copy(update={"queue_continue_as_new_events": 30})
-    )
+    manager = manager_with(queue_continue_as_new_events=30)
     await fake_agent.control(job_duration=0.02)
     exp = await new_experiment(storage)
     jobs = [await manager.create_job(exp.id, fake_agent.agent_id) for _ in range(12)]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from temporalio.client import Client
 
 from api.job_manager import JobManager
 from common.models import JobStatusEnum
 from common.settings import JobManagerSettings
 from common.storage import NotFoundError, StorageBackend
-from tests.orchestration.conftest import new_experiment, sets_holding, wait_for_status
+from tests.orchestration.conftest import (
+    ManagerWith,
+    new_experiment,
+    sets_holding,
+    wait_for_status,
+)
 from tests.support.stack import FakeAgent, wait_until
 
 DONE, FAILED = JobStatusEnum.COMPLETED, JobStatusEnum.FAILED
@@ -64,17 +68,10 @@ async def test_results_call_failing_leaves_the_job_completed(
 
 
 async def test_agent_forgetting_the_job_fails_it_with_a_clear_message(
-    storage: StorageBackend,
-    fake_agent: FakeAgent,
-    client: Client,
-    settings: JobManagerSettings,
-    worker: None,
+    storage: StorageBackend, fake_agent: FakeAgent, manager_with: ManagerWith
 ) -> None:
     # Retries that outlast the agent's restart, however slow the machine.
-    patient = settings.model_copy(
-        update={"agent_retry_maximum_attempts": 100, "agent_retry_maximum_interval": 0.5}
-    )
-    job_manager = JobManager(storage, client, patient)
+    job_manager = manager_with(agent_retry_maximum_attempts=100, agent_retry_maximum_interval=0.5)
     await fake_agent.control(job_duration=None)
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
@@ -102,15 +99,13 @@ async def test_job_past_its_deadline_is_stopped_and_ends_timeout(
 async def test_an_agent_that_stops_answering_fails_the_job_naming_the_call(
     storage: StorageBackend,
     fake_agent: FakeAgent,
-    client: Client,
     settings: JobManagerSettings,
-    worker: None,
+    manager_with: ManagerWith,
 ) -> None:
     # Tries that together outlast one try's deadline (call timeout + 5 s), as with a frozen
     # agent; each try times out after the worker's agent call timeout.
     assert settings.agent_call_timeout * 5 > settings.agent_call_timeout + 5
-    many = settings.model_copy(update={"agent_retry_maximum_attempts": 5})
-    job_manager = JobManager(storage, client, many)
+    job_manager = manager_with(agent_retry_maximum_attempts=5)
     await fake_agent.control(job_duration=None)
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)

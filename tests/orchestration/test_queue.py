@@ -8,9 +8,13 @@ from temporalio.client import Client
 
 from api.job_manager import JobManager
 from common.models import JobStatusEnum
-from common.settings import JobManagerSettings
 from common.storage import StorageBackend
-from tests.orchestration.conftest import new_experiment, sets_holding, wait_for_status
+from tests.orchestration.conftest import (
+    ManagerWith,
+    new_experiment,
+    sets_holding,
+    wait_for_status,
+)
 from tests.support.stack import FakeAgent, wait_until
 
 DONE, CANCELLED = JobStatusEnum.COMPLETED, JobStatusEnum.CANCELLED
@@ -79,32 +83,23 @@ async def _executed_includes(agent: FakeAgent, job_id: str) -> bool:
 
 
 async def test_a_job_whose_workflow_is_terminated_frees_its_agent_for_the_next(
-    client: Client,
-    storage: StorageBackend,
-    settings: JobManagerSettings,
-    worker: None,
-    fake_agent: FakeAgent,
+    storage: StorageBackend, fake_agent: FakeAgent, client: Client, manager_with: ManagerWith
 ) -> None:
     # An operator ends a running job's workflow with `temporal workflow terminate`.
-    quick = settings.model_copy(update={"queue_holder_check_interval": 0.5})
-    manager = JobManager(storage, client, quick)
-    await manager.start()
-    try:
-        await fake_agent.control(job_duration=None)
-        exp = await new_experiment(storage)
-        first = await manager.create_job(exp.id, fake_agent.agent_id)
-        second = await manager.create_job(exp.id, fake_agent.agent_id)
-        await wait_for_status(manager, first.job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
-        await client.get_workflow_handle(first.job_id).terminate(reason="operator")
+    manager = manager_with(queue_holder_check_interval=0.5)
+    await fake_agent.control(job_duration=None)
+    exp = await new_experiment(storage)
+    first = await manager.create_job(exp.id, fake_agent.agent_id)
+    second = await manager.create_job(exp.id, fake_agent.agent_id)
+    await wait_for_status(manager, first.job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
+    await client.get_workflow_handle(first.job_id).terminate(reason="operator")
 
-        failed = await wait_for_status(manager, first.job_id, JobStatusEnum.FAILED)
-        assert "terminated" in failed.status.message
-        assert await sets_holding(storage, failed) == ["failed"]
-        # The agent still runs the orphaned job; once it is done, the next job gets the agent.
-        await fake_agent.control(job_duration=0.05)
-        await fake_agent.finish(first.job_id)
-        await wait_for_status(manager, second.job_id, DONE)
-        snapshot = await manager.agent_queue(fake_agent.agent_id)
-        assert (snapshot.running, snapshot.queued) == (None, [])
-    finally:
-        await manager.stop()
+    failed = await wait_for_status(manager, first.job_id, JobStatusEnum.FAILED)
+    assert "terminated" in failed.status.message
+    assert await sets_holding(storage, failed) == ["failed"]
+    # The agent still runs the orphaned job; once it is done, the next job gets the agent.
+    await fake_agent.control(job_duration=0.05)
+    await fake_agent.finish(first.job_id)
+    await wait_for_status(manager, second.job_id, DONE)
+    snapshot = await manager.agent_queue(fake_agent.agent_id)
+    assert (snapshot.running, snapshot.queued) == (None, [])
