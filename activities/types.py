@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from common.models import ExperimentSpec, JobStatus
+from common.models import AgentStatusEnum, ExperimentSpec, JobInfo, JobStatus
 
 
 class AgentCall(BaseModel):
@@ -20,6 +20,16 @@ class ExecuteCall(BaseModel):
     agent_url: str
     job_id: str
     spec: ExperimentSpec
+
+
+class Dispatch(BaseModel):
+    """What dispatching a job found: the agent's status, and whether the job went out."""
+
+    agent: AgentStatusEnum
+    # The ASSIGNED status when the agent took the job; None when it did not.
+    sent: JobStatus | None = None
+    # The job's record once storage took that status; None when the workflow must record it.
+    stored: JobInfo | None = None
 
 
 class ResultsTransfer(BaseModel):

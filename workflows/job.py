@@ -14,6 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent_calls import AgentActivities
+    from activities.dispatch import RECORD_ONCE_TIMEOUT_S, SENT_MESSAGE, DispatchActivities
     from activities.errors import AGENT_BUSY, AGENT_UNKNOWN_JOB, NON_RETRYABLE
     from activities.queue import join_agent_queue, release_agent
     from activities.storage_writes import StorageActivities
@@ -27,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         ResultsTransfer,
         StatusRecord,
     )
-    from common.models import AgentStatusEnum, JobStatus, JobStatusEnum
+    from common.models import AgentStatusEnum, JobInfo, JobStatus, JobStatusEnum
     from common.temporal import JOB_STATUS_KEY
     from workflows.types import JobInput, JobProgress, queue_workflow_id
 
@@ -138,30 +139,55 @@ class JobWorkflow:
         recheck = self._inp.policy.busy_recheck_initial
         while True:
             try:
-                agent = await self._call(
-                    AgentActivities.get_agent_status, AgentCall(agent_url=self._inp.agent_url)
-                )
+                if self._inp.revision >= 3:
+                    agent = await self._send()
+                else:
+                    agent = await self._send_in_steps()
             except AgentCallFailed as err:
                 return str(err)
-            if agent.status is AgentStatusEnum.IDLE:
-                self._sent = True
-                try:
-                    await self._call(AgentActivities.execute_experiment, self._execute_call())
-                except AgentCallFailed as err:
-                    if err.kind != AGENT_BUSY:
-                        return str(err)
-                else:
-                    await self._started()
-                    return None
-            elif agent.status in (AgentStatusEnum.ERROR, AgentStatusEnum.UNAVAILABLE):
-                return f"agent reported status {agent.status.value}"
+            if agent is None:
+                return None
+            if agent in (AgentStatusEnum.ERROR, AgentStatusEnum.UNAVAILABLE):
+                return f"agent reported status {agent.value}"
             await self._record(JobStatusEnum.QUEUED, "agent busy with other work")
             await workflow.sleep(recheck)
             recheck = min(recheck * 2, self._inp.policy.busy_recheck_maximum)
 
-    async def _started(self) -> None:
+    async def _send(self) -> AgentStatusEnum | None:
+        """Status, job and ASSIGNED record in one step; None once sent, else the agent's status."""
+        # Set first: a cancel while the job may be on its way must stop it on the agent.
+        self._sent = True
+        dispatch = await self._call(DispatchActivities.dispatch, self._execute_call(), calls=2)
+        if dispatch.sent is None:
+            self._sent = False
+            return dispatch.agent
+        if dispatch.stored is None:
+            await self._record(dispatch.sent.status, dispatch.sent.message)
+        else:
+            self._take_record(dispatch.stored, dispatch.sent.status)
+        self._track_progress()
+        return None
+
+    async def _send_in_steps(self) -> AgentStatusEnum | None:
+        """Revisions 1 and 2: the status, the job and its record each in their own step."""
+        agent = await self._call(
+            AgentActivities.get_agent_status, AgentCall(agent_url=self._inp.agent_url)
+        )
+        if agent.status is not AgentStatusEnum.IDLE:
+            return agent.status
+        self._sent = True
+        try:
+            await self._call(AgentActivities.execute_experiment, self._execute_call())
+        except AgentCallFailed as err:
+            if err.kind != AGENT_BUSY:
+                raise
+            return AgentStatusEnum.ACTIVE
+        await self._record(JobStatusEnum.ASSIGNED, SENT_MESSAGE)
+        self._track_progress()
+        return None
+
+    def _track_progress(self) -> None:
         now = workflow.now()
-        await self._record(JobStatusEnum.ASSIGNED, "job sent to the agent")
         self._progress = JobProgress(
             dispatched_at=now,
             deadline=now + self._inp.timeout,
@@ -328,10 +354,15 @@ class JobWorkflow:
                 StorageActivities.record_job_status, record, **_DURABLE_STEP
             ),
         )
+        self._take_record(stored, status)
+
+    def _take_record(self, stored: JobInfo, requested: JobStatusEnum) -> None:
+        """Adopt what storage holds after a write; a job it says has ended stops here."""
+        before = self._job.status.status
         self._job = stored
-        if stored.status.status.is_terminal and not status.is_terminal:
+        if stored.status.status.is_terminal and not requested.is_terminal:
             raise JobEndedElsewhere(stored.status.message)
-        self._publish_status(current.status)
+        self._publish_status(before)
 
     def _publish_status(self, before: JobStatusEnum) -> None:
         """Keep the JobStatus search attribute in step with the stored status."""
@@ -360,14 +391,18 @@ class JobWorkflow:
                 )
                 await workflow.sleep(DURABLE_STEP_PAUSE)
 
-    async def _call(self, activity: Callable[[Any, A], Awaitable[R]], arg: A) -> R:
-        """Run a short agent call as a local activity, retried by the job's policy."""
+    async def _call(
+        self, activity: Callable[[Any, A], Awaitable[R]], arg: A, *, calls: int = 1
+    ) -> R:
+        """Run short agent calls (`calls` of them) as a local activity, retried by the policy."""
         p = self._inp.policy
-        # Each try is bounded by the agent client itself. The SDK's start-to-close of a local
+        # Each call is bounded by the agent client itself. The SDK's start-to-close of a local
         # activity spans its in-worker retries, so it must fit them all; otherwise the job
         # would fail with a bare timeout instead of the last try's error.
-        every_try = p.retry_maximum_attempts * (p.agent_call_timeout + p.retry_maximum_interval)
-        budget = timedelta(seconds=every_try + 5)
+        one_try = calls * p.agent_call_timeout + p.retry_maximum_interval
+        if calls > 1:  # dispatch also tries the ASSIGNED record once
+            one_try += RECORD_ONCE_TIMEOUT_S
+        budget = timedelta(seconds=p.retry_maximum_attempts * one_try + 5)
         try:
             return await workflow.execute_local_activity_method(
                 activity,

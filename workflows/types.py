@@ -67,7 +67,8 @@ class JobProgress(BaseModel):
 # 1: the job releases its agent's queue with its own signal.
 # 2: its results, final status and release go in one local activity, which saves the job a
 #    workflow task and two local activity round trips.
-JOB_REVISION = 2
+# 3: the agent's status, the job and its ASSIGNED record go in one local activity.
+JOB_REVISION = 3
 
 
 class JobInput(BaseModel):

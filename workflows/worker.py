@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 
 from activities.agent_calls import AgentActivities
+from activities.dispatch import DispatchActivities
 from activities.queue import grant_agent, join_agent_queue, release_agent
 from activities.storage_writes import StorageActivities
 from common.agent_client import AgentUtility
@@ -42,6 +43,7 @@ def build_worker(
     secret = settings.callback_secret.get_secret_value() if settings.callback_secret else None
     agent_activities = AgentActivities(agents, settings.callback_base_url, secret)
     storage_activities = StorageActivities(storage, agents)
+    dispatch = DispatchActivities(agent_activities, storage)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -52,6 +54,7 @@ def build_worker(
             agent_activities.execute_experiment,
             agent_activities.get_job_status,
             agent_activities.cancel_job,
+            dispatch.dispatch,
             storage_activities.record_job_status,
             storage_activities.transfer_results,
             storage_activities.end_job,

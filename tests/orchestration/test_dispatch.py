@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
+from temporalio.client import Client
+
 from api.job_manager import JobManager
-from common.models import AgentStatusEnum, JobStatusEnum
-from common.storage import StorageBackend
-from tests.orchestration.conftest import new_experiment, register, sets_holding, wait_for_status
+from common.agent_client import AgentUtility
+from common.models import AgentStatusEnum, JobInfo, JobStatus, JobStatusEnum
+from common.storage import StorageBackend, StorageError
+from tests.orchestration.conftest import (
+    fast_settings,
+    new_experiment,
+    register,
+    sets_holding,
+    wait_for_status,
+)
 from tests.support.stack import FakeAgent, wait_until
+from workflows.worker import build_worker
 
 Q, A, R = JobStatusEnum.QUEUED, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING
 DONE, FAILED = JobStatusEnum.COMPLETED, JobStatusEnum.FAILED
@@ -112,3 +124,55 @@ async def test_execute_rejected_fails_the_job(
     assert await sets_holding(storage, job) == ["failed"]
     # A 4xx is not retried.
     assert len(await fake_agent.executed()) == 1
+
+
+async def test_a_job_whose_execute_answer_was_lost_runs_once_and_is_recorded_running(
+    job_manager: JobManager, storage: StorageBackend, fake_agent: FakeAgent
+) -> None:
+    await fake_agent.control(job_duration=None, lose_execute_answers=1)
+    exp = await new_experiment(storage)
+    job = await job_manager.create_job(exp.id, fake_agent.agent_id)
+    # The retry finds the agent busy with this very job: sent, not "busy with other work".
+    running = await wait_for_status(job_manager, job.job_id, A, R)
+    assert await sets_holding(storage, running) == ["running"]
+    assert await fake_agent.executed() == [job.job_id, job.job_id]
+
+    await fake_agent.finish(job.job_id)
+    await wait_for_status(job_manager, job.job_id, DONE)
+
+
+class RefusesFirstAssigned:
+    """Storage that fails the first ASSIGNED write, as a database briefly locked would."""
+
+    def __init__(self, inner: StorageBackend) -> None:
+        self._inner = inner
+        self.refused: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def record_job_status(self, job_id: str, status: JobStatus) -> JobInfo:
+        if status.status is A and not self.refused:
+            self.refused.append(job_id)
+            raise StorageError("database is locked (injected)")
+        return await self._inner.record_job_status(job_id, status)
+
+
+async def test_an_assigned_record_storage_refuses_at_dispatch_is_written_by_the_job_itself(
+    client: Client, storage: StorageBackend, fake_agent: FakeAgent
+) -> None:
+    settings = fast_settings()
+    refusing = RefusesFirstAssigned(storage)
+    agents = AgentUtility(timeout=settings.agent_call_timeout)
+    manager = JobManager(storage, client, settings)
+    async with build_worker(client, cast(StorageBackend, refusing), agents, settings):
+        await fake_agent.control(job_duration=None)
+        exp = await new_experiment(storage)
+        job = await manager.create_job(exp.id, fake_agent.agent_id)
+        running = await wait_for_status(manager, job.job_id, A, R)
+        assert refusing.refused == [job.job_id]
+        assert await sets_holding(storage, running) == ["running"]
+        await fake_agent.finish(job.job_id)
+        await wait_for_status(manager, job.job_id, DONE)
+    await agents.aclose()
+    assert await fake_agent.executed() == [job.job_id]

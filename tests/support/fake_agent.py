@@ -33,6 +33,8 @@ class Behaviour(BaseModel):
     job_report: str | None = None
     # Drop completion callbacks, as a lossy network would.
     lose_callbacks: bool = False
+    # Accept this many new jobs but answer 500, as if the answer were lost on its way back.
+    lose_execute_answers: int = 0
 
 
 class Job(BaseModel):
@@ -157,6 +159,9 @@ def build_app(agent_id: str) -> FastAPI:
             finishes_at=finishes,
             callback_url=body.get("callback_url"),
         )
+        if behaviour.lose_execute_answers > 0:
+            behaviour.lose_execute_answers -= 1
+            return JSONResponse({"detail": "answer lost"}, status_code=500)
         return {"job_id": job_id, "status": "accepted"}
 
     @app.get("/api/v1/status/{job_id}")
