@@ -112,14 +112,17 @@ class AgentManager:
         agents = await self._storage.list_agents()
         return list(await asyncio.gather(*(self._live_status(a) for a in agents)))
 
-    async def refresh_if_unavailable(self, agent_id: str) -> None:
-        """Re-ask an agent last seen unavailable, so a job for it is not failed on old news."""
+    async def refresh_if_unavailable(self, agent_id: str) -> RegisteredAgentInfo | None:
+        """The agent's record, re-asked if last seen unavailable so a job is not failed on old
+        news; None for an unknown agent (job creation names it)."""
         try:
             agent = await self._storage.get_agent(agent_id)
         except NotFoundError:
-            return  # job creation names the unknown agent itself
+            return None
         if agent.status is AgentStatusEnum.UNAVAILABLE:
-            await self._live_status(agent)
+            live = await self._live_status(agent)
+            agent = agent.model_copy(update={"status": live.status})
+        return agent
 
     async def _live_status(self, agent: RegisteredAgentInfo) -> AgentStatus:
         """The agent's answer, or `unavailable`; a change is recorded as its last-seen status."""

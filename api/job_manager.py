@@ -19,7 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from common.jobs import JobUtility
-from common.models import JobInfo, JobStatus, JobStatusEnum, utcnow
+from common.models import JobInfo, JobStatus, JobStatusEnum, RegisteredAgentInfo, utcnow
 from common.settings import JobManagerSettings
 from common.storage import AlreadyExistsError, ConflictError, NotFoundError, StorageBackend
 from common.temporal import AGENT_ID_KEY, EXPERIMENT_ID_KEY, JOB_STATUS_KEY, connect_temporal
@@ -71,13 +71,17 @@ class JobManager:
             raise TemporalUnavailableError("the JobManager is not started")
         return self._client
 
-    async def create_job(self, experiment_id: str, agent_id: str) -> JobInfo:
+    async def create_job(
+        self, experiment_id: str, agent_id: str, agent: RegisteredAgentInfo | None = None
+    ) -> JobInfo:
         """Record the job, start its workflow, and answer once it waits in its agent's queue.
 
-        Raises NotFoundError for an unknown experiment or agent before anything starts.
+        `agent` is the agent's record when the caller has just read it. Raises NotFoundError
+        for an unknown experiment or agent before anything starts.
         """
         spec = await self._storage.get_experiment(experiment_id)
-        agent = await self._storage.get_agent(agent_id)
+        if agent is None or agent.agent_id != agent_id:
+            agent = await self._storage.get_agent(agent_id)
         policy = JobPolicy.from_settings(self._settings)
         # One submission at a time per agent: queue order is submission order.
         async with self._agent_locks[agent_id]:

@@ -35,8 +35,8 @@ async def create_job(
 
     Unknown experiment or agent: 404 naming it. Temporal unreachable: 503.
     """
-    await agents.refresh_if_unavailable(body.agent_id)
-    return await manager.create_job(body.experiment_id, body.agent_id)
+    agent = await agents.refresh_if_unavailable(body.agent_id)
+    return await manager.create_job(body.experiment_id, body.agent_id, agent)
 
 
 @collection_route(router, "GET", "", response_model=JobListResponse, responses=error_responses())
