@@ -14,6 +14,8 @@ from common.settings import StorageSettings
 # Execution option that marks a connection as a writer: on SQLite it begins with BEGIN IMMEDIATE,
 # taking the write lock up front instead of failing to upgrade a read lock halfway through.
 WRITE_OPTION = "ruckus_write"
+# Execution option that marks a connection as a single-statement reader: no BEGIN on SQLite.
+READ_OPTION = "ruckus_read"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_S = 10
 
@@ -60,7 +62,9 @@ def _sqlite_engine(url: URL, settings: StorageSettings) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Connection) -> None:
-        writer = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+        options = connection.get_execution_options()
+        if options.get(READ_OPTION):
+            return  # a single-statement read: SQLite makes each statement atomic by itself
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN")
 
     return engine

@@ -106,6 +106,19 @@ async def test_recording_the_same_transition_twice_changes_nothing(
     await assert_in_one_set(storage, "job_1", S.QUEUED)
 
 
+async def test_recording_the_same_running_status_twice_changes_nothing(
+    storage: SQLStorageBackend,
+) -> None:
+    await storage.create_job(make_job("job_1", S.ASSIGNED))
+    running = status_of(S.RUNNING, at=T0 + timedelta(minutes=5), message="step 1/10")
+    first = await storage.record_job_status("job_1", running)
+    row = await updated_at(storage, "job_1")
+
+    assert await storage.record_job_status("job_1", running) == first
+    assert await updated_at(storage, "job_1") == row  # nothing written
+    await assert_in_one_set(storage, "job_1", S.RUNNING)
+
+
 async def test_a_newer_status_of_the_same_kind_updates_timestamp_and_message(
     storage: StorageBackend,
 ) -> None:
