@@ -93,6 +93,15 @@ class Connections:
                 f"Temporal is unavailable at {temporal_address()}: {self.temporal_error}"
             )
 
+    async def require_temporal_not_known_down(self) -> None:
+        """503 while Temporal is known to be down (re-probed first); no probe while it answers.
+
+        For calls where a slow failure costs little and a probe would cost every job: an
+        agent's notification (the job's timer-driven poll covers a lost one).
+        """
+        if self.temporal_error is not None:
+            await self.require_temporal()
+
     def temporal_failed(self, reason: str) -> None:
         """A request found Temporal unreachable: fail fast until a probe finds it again."""
         if self.temporal_error is None:

@@ -82,3 +82,8 @@ async def require_storage(connections: ConnectionsDep) -> None:
 async def require_temporal(connections: ConnectionsDep) -> None:
     """503 at once while Temporal is known to be down (it is re-probed first)."""
     await connections.require_temporal()
+
+
+async def require_temporal_not_known_down(connections: ConnectionsDep) -> None:
+    """503 while Temporal is known to be down; no probe of it while it answers."""
+    await connections.require_temporal_not_known_down()

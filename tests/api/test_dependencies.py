@@ -67,6 +67,9 @@ async def test_job_creation_is_503_while_temporal_is_down_and_recovers(
             assert r.status_code == 503
             assert "Temporal is unavailable" in r.json()["detail"]
             assert r.headers["retry-after"]
+            # An agent's notification too: its job's poll covers it once Temporal is back.
+            r = await http.post("/api/v1/jobs/job_12345678/notify")
+            assert r.status_code == 503 and "Temporal is unavailable" in r.json()["detail"]
 
             await own.temporal.start_and_wait()
             await own.start_worker()
@@ -79,6 +82,8 @@ async def test_job_creation_is_503_while_temporal_is_down_and_recovers(
             assert r.status_code == 503, r.text
             assert "Temporal is unavailable" in r.json()["detail"]
             assert (await health(http))["temporal"].startswith("unavailable: ")
+            r = await http.post(f"/api/v1/jobs/{job.job_id}/notify")
+            assert r.status_code == 503, r.text
             # Reads come from storage and still answer.
             assert (await http.get(f"/api/v1/jobs/{job.job_id}")).status_code == 200
 
