@@ -45,15 +45,12 @@ connections for 3 s. The accounting then checks every job's set in storage, stor
 the agents' job records and logs (one run per job, one job at a time, submission order) and
 the cause of every FAILED job; any violation makes the run exit 1."""
 FINDING = """\
-Finding (not fixed here, `workflows/job.py`): an agent call whose tries outlast its local
-activity's start-to-close timeout (agent call timeout + 5 s) fails the job with the message
-"Local Activity timed out", naming neither the call nor the agent: Temporal records the
-local activity's final failure as a START_TO_CLOSE timeout although every try failed with the
-call's own error (the worker log shows each `get_job_status failed: timed out calling ...`).
-Seen here whenever the tries of one call took longer in total than that timeout; with the
-default settings (10 s calls, 5 tries, a 15 s timeout) any agent that stops answering would.
-`python -m chaos.run --away-by-pause` reproduces it; the run's own settings keep all tries of
-a call inside that timeout so that the accounting can hold."""
+Fixed finding (`workflows/job.py`, `_call`): an agent call whose tries outlasted its local
+activity's start-to-close timeout used to fail the job with a bare "Local Activity timed
+out", naming neither the call nor the agent, because that timeout spans all the in-worker
+tries. The timeout now fits every try, so such a job fails with the last try's own error, e.g.
+`get_job_status failed: timed out calling ...` (tests/orchestration/test_polling.py).
+`python -m chaos.run --away-by-pause` freezes an agent past its retry budget to exercise it."""
 console = Console()
 
 
