@@ -8,7 +8,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.agent_calls import AgentActivities
-from activities.errors import AGENT_BUSY
+from activities.errors import AGENT_BUSY, AGENT_STATUS_FAILED
 from activities.types import AgentCall, Dispatch, ExecuteCall
 from common.models import AgentStatusEnum, JobStatus, JobStatusEnum, utcnow
 from common.storage import StorageBackend
@@ -30,7 +30,13 @@ class DispatchActivities:
         A retry after the job was sent finds the agent busy with this very job and sends it
         again, which the agent answers without running it twice.
         """
-        agent = await self._agents.get_agent_status(AgentCall(agent_url=call.agent_url))
+        try:
+            agent = await self._agents.get_agent_status(AgentCall(agent_url=call.agent_url))
+        except ApplicationError as err:
+            # Named apart, retried alike: a job whose dispatch ends here has nothing on the agent.
+            raise ApplicationError(
+                err.message, type=AGENT_STATUS_FAILED, non_retryable=err.non_retryable
+            ) from err
         ours = call.job_id in (agent.current_job_id, *agent.running_jobs)
         if agent.status is not AgentStatusEnum.IDLE and not ours:
             return Dispatch(agent=agent.status)

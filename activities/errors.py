@@ -11,6 +11,8 @@ AGENT_REJECTED = "AgentRejected"
 AGENT_BUSY = "AgentBusy"
 AGENT_UNKNOWN_JOB = "AgentUnknownJob"
 STORAGE_CONFLICT = "StorageConflict"
+# Dispatch's status call failed: the agent never said it was idle, so the job was not sent.
+AGENT_STATUS_FAILED = "AgentStatusFailed"
 
 # Retrying these cannot help: the agent or the database said no.
 NON_RETRYABLE = [AGENT_REJECTED, AGENT_BUSY, AGENT_UNKNOWN_JOB, STORAGE_CONFLICT]

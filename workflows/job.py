@@ -15,7 +15,12 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from activities.agent_calls import AgentActivities
     from activities.dispatch import RECORD_ONCE_TIMEOUT_S, SENT_MESSAGE, DispatchActivities
-    from activities.errors import AGENT_BUSY, AGENT_UNKNOWN_JOB, NON_RETRYABLE
+    from activities.errors import (
+        AGENT_BUSY,
+        AGENT_STATUS_FAILED,
+        AGENT_UNKNOWN_JOB,
+        NON_RETRYABLE,
+    )
     from activities.queue import join_agent_queue, release_agent
     from activities.storage_writes import StorageActivities
     from activities.types import (
@@ -157,7 +162,12 @@ class JobWorkflow:
         """Status, job and ASSIGNED record in one step; None once sent, else the agent's status."""
         # Set first: a cancel while the job may be on its way must stop it on the agent.
         self._sent = True
-        dispatch = await self._call(DispatchActivities.dispatch, self._execute_call(), calls=2)
+        try:
+            dispatch = await self._call(DispatchActivities.dispatch, self._execute_call(), calls=2)
+        except AgentCallFailed as err:
+            # The agent never answered whether it was idle: there are no results to fetch.
+            self._sent = err.kind != AGENT_STATUS_FAILED
+            raise
         if dispatch.sent is None:
             self._sent = False
             return dispatch.agent

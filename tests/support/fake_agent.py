@@ -186,6 +186,7 @@ def build_app(agent_id: str) -> FastAPI:
         if bad is not None:
             return bad
         advance()
+        log.append({"call": "results", "job_id": job_id, "at": now().isoformat()})
         job = jobs.get(job_id)
         if job is None or job.status == "running":
             raise HTTPException(404, "no results")
