@@ -63,8 +63,7 @@ class StorageActivities:
                     raise
                 activity.logger.error("job %s: results could not be retrieved: %s", end.job_id, err)
         if results is not None:
-            results["job_id"] = end.job_id
-            results.setdefault("experiment_id", end.experiment_id)
+            _name_job(results, end.job_id, end.experiment_id)
         try:
             stored = await self._storage.record_job_end(end.job_id, end.status, results)
         except ConflictError as err:
@@ -114,6 +113,11 @@ class StorageActivities:
             raise failure from err
 
     async def _save_results(self, results: dict[str, Any], job_id: str, experiment_id: str) -> None:
-        results["job_id"] = job_id
-        results.setdefault("experiment_id", experiment_id)
+        _name_job(results, job_id, experiment_id)
         await self._storage.save_experiment_results(experiment_id, results)
+
+
+def _name_job(results: dict[str, Any], job_id: str, experiment_id: str) -> None:
+    """Results are stored under the job that made them, whatever the agent wrote."""
+    results["job_id"] = job_id
+    results.setdefault("experiment_id", experiment_id)

@@ -163,7 +163,11 @@ class JobWorkflow:
         # Set first: a cancel while the job may be on its way must stop it on the agent.
         self._sent = True
         try:
-            dispatch = await self._call(DispatchActivities.dispatch, self._execute_call(), calls=2)
+            # Two agent calls and one try at the ASSIGNED record per try.
+            per_try = 2 * self._inp.policy.agent_call_timeout + RECORD_ONCE_TIMEOUT_S
+            dispatch = await self._call(
+                DispatchActivities.dispatch, self._execute_call(), per_try=per_try
+            )
         except AgentCallFailed as err:
             # The agent never answered whether it was idle: there are no results to fetch.
             self._sent = err.kind != AGENT_STATUS_FAILED
@@ -402,16 +406,19 @@ class JobWorkflow:
                 await workflow.sleep(DURABLE_STEP_PAUSE)
 
     async def _call(
-        self, activity: Callable[[Any, A], Awaitable[R]], arg: A, *, calls: int = 1
+        self,
+        activity: Callable[[Any, A], Awaitable[R]],
+        arg: A,
+        *,
+        per_try: float | None = None,
     ) -> R:
-        """Run short agent calls (`calls` of them) as a local activity, retried by the policy."""
+        """Run agent calls as a local activity retried by the job's policy; `per_try` bounds
+        one try in seconds (one agent call's timeout unless given)."""
         p = self._inp.policy
         # Each call is bounded by the agent client itself. The SDK's start-to-close of a local
         # activity spans its in-worker retries, so it must fit them all; otherwise the job
         # would fail with a bare timeout instead of the last try's error.
-        one_try = calls * p.agent_call_timeout + p.retry_maximum_interval
-        if calls > 1:  # dispatch also tries the ASSIGNED record once
-            one_try += RECORD_ONCE_TIMEOUT_S
+        one_try = (per_try or p.agent_call_timeout) + p.retry_maximum_interval
         budget = timedelta(seconds=p.retry_maximum_attempts * one_try + 5)
         try:
             return await workflow.execute_local_activity_method(
