@@ -1,0 +1,195 @@
+"""Client commands for runs and comparisons: start, follow, compare, report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from common.comparison import Comparison
+from common.comparison.report import fmt, gpu_text, render_csv, render_html
+from ruckus.client_cli import JsonOption, KeyOption, ServerOption
+from ruckus.http_client import DEFAULT_SERVER_URL, RuckusAPIError, RuckusClient
+
+console = Console()
+
+RunArgument = Annotated[
+    str | None, typer.Argument(help="A run id; or compare jobs with --experiment or --job")
+]
+ExperimentOption = Annotated[
+    str | None, typer.Option("--experiment", help="Compare every job of this experiment")
+]
+JobOption = Annotated[
+    list[str] | None, typer.Option("--job", help="Compare these jobs (repeatable)")
+]
+REPORT_FORMATS = (".html", ".csv")
+
+
+class RunsClient(RuckusClient):
+    """The API's runs and comparisons."""
+
+    def comparison(
+        self, run_id: str | None, experiment_id: str | None, job_ids: list[str] | None
+    ) -> Comparison:
+        if run_id is not None:
+            answer = self._call("GET", f"/api/v1/runs/{run_id}/comparison")
+        elif experiment_id is not None:
+            answer = self._call(
+                "GET", "/api/v1/comparison", params={"experiment_id": experiment_id}
+            )
+        else:
+            answer = self._call(
+                "GET", "/api/v1/comparison", params={"job_ids": ",".join(job_ids or [])}
+            )
+        return Comparison.model_validate(answer)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/api/v1/runs/{run_id}"))
+
+
+def compare(
+    run_id: RunArgument = None,
+    experiment_id: ExperimentOption = None,
+    job_ids: JobOption = None,
+    server: ServerOption = DEFAULT_SERVER_URL,
+    api_key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare a run's agents: each metric's mean, spread and ratio to the best."""
+    _one_subject(run_id, experiment_id, job_ids)
+    try:
+        with RunsClient(server, api_key) as client:
+            comparison = client.comparison(run_id, experiment_id, job_ids)
+    except RuckusAPIError as err:
+        raise _fail(err) from err
+    if as_json:
+        print(json.dumps(comparison.model_dump(mode="json"), indent=2))
+    else:
+        show_comparison(comparison, console)
+
+
+def report(
+    run_id: RunArgument = None,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="The file to write: .html or .csv")
+    ] = Path("report.html"),
+    experiment_id: ExperimentOption = None,
+    job_ids: JobOption = None,
+    server: ServerOption = DEFAULT_SERVER_URL,
+    api_key: KeyOption = None,
+) -> None:
+    """Write a comparison report: HTML with charts (works offline) or CSV, by the extension."""
+    _one_subject(run_id, experiment_id, job_ids)
+    kind = output.suffix.lower()
+    if kind not in REPORT_FORMATS:
+        raise typer.BadParameter(
+            f"{output} must end in .html or .csv", param_hint="'-o' / '--output'"
+        )
+    try:
+        with RunsClient(server, api_key) as client:
+            comparison = client.comparison(run_id, experiment_id, job_ids)
+            title, details = _subject(client, run_id, experiment_id, job_ids)
+    except RuckusAPIError as err:
+        raise _fail(err) from err
+    text = (
+        render_csv(comparison)
+        if kind == ".csv"
+        else render_html(comparison, title=title, details=details)
+    )
+    output.write_text(text, encoding="utf-8")
+    console.print(
+        f"wrote {output} ({len(comparison.rows)} rows, {len(comparison.metrics)} metrics)"
+    )
+
+
+def show_comparison(comparison: Comparison, out: Console) -> None:
+    """One line per metric and row, the best first; then the failed jobs with their error."""
+    by = comparison.by
+    table = Table(title=f"comparison by {by}", show_lines=False)
+    table.add_column("metric", overflow="fold")
+    table.add_column(by, overflow="fold")
+    for name in ("n", "mean", "stddev", "min", "max", "of best"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for metric in comparison.metrics:
+        unit = f" ({metric.unit})" if metric.unit else ""
+        arrow = {True: " ↑", False: " ↓", None: ""}[metric.higher_is_better]
+        measured = [(r, r.cells.get(metric.name)) for r in comparison.rows]
+        ranked = sorted(
+            ((r, c) for r, c in measured if c is not None),
+            key=lambda rc: -(rc[1].ratio_to_best or 0),
+        )
+        for index, (row, cell) in enumerate(ranked):
+            table.add_row(
+                f"{metric.name}{unit}{arrow}" if index == 0 else "",
+                _row_name(row.label, row.key),
+                str(cell.n),
+                fmt(cell.mean),
+                fmt(cell.stddev),
+                fmt(cell.min),
+                fmt(cell.max),
+                fmt(cell.ratio_to_best),
+                end_section=index == len(ranked) - 1,
+            )
+    out.print(table)
+    hardware = Table(title="hardware")
+    for column in (by, "cpu", "threads", "memory GB", "gpus", "jobs"):
+        hardware.add_column(column, overflow="fold")
+    for row in comparison.rows:
+        hw = row.hardware
+        counts = f"{len(row.job_ids)}" + (f", {len(row.failed)} failed" if row.failed else "")
+        counts += f", {len(row.pending)} not ended" if row.pending else ""
+        hardware.add_row(
+            _row_name(row.label, row.key),
+            hw.cpu_model or "",
+            "" if hw.cores_logical is None else str(hw.cores_logical),
+            "" if hw.memory_gb is None else f"{hw.memory_gb:g}",
+            gpu_text(hw),
+            counts,
+        )
+    out.print(hardware)
+    failed = [(row, f) for row in comparison.rows for f in row.failed]
+    if failed:
+        table = Table(title="failed jobs")
+        for column in ("job", by, "status", "error"):
+            table.add_column(column, overflow="fold")
+        for row, f in failed:
+            table.add_row(f.job_id, _row_name(row.label, row.key), f.status, f.error)
+        out.print(table)
+
+
+def _row_name(label: str, key: str) -> str:
+    return label if label == key else f"{label}\n{key}"
+
+
+def _subject(
+    client: RunsClient, run_id: str | None, experiment_id: str | None, job_ids: list[str] | None
+) -> tuple[str, list[tuple[str, str]]]:
+    """The report's title and the facts listed under it."""
+    if run_id is not None:
+        run = client.get_run(run_id)
+        details = [
+            ("run", run_id),
+            ("experiment", str(run.get("experiment_id"))),
+            ("status", str(run.get("status"))),
+            ("repeats", str(run.get("repeats"))),
+            ("created", str(run.get("created_time"))),
+            ("ended", str(run.get("ended_time") or "")),
+        ]
+        return f"Run {run_id}", details
+    if experiment_id is not None:
+        return f"Experiment {experiment_id}", [("experiment", experiment_id)]
+    return "Comparison of jobs", [("jobs", ", ".join(job_ids or []))]
+
+
+def _one_subject(run_id: str | None, experiment_id: str | None, job_ids: list[str] | None) -> None:
+    if sum(x is not None and x != [] for x in (run_id, experiment_id, job_ids)) != 1:
+        raise typer.BadParameter("give a RUN_ID, or --experiment, or --job (one of them)")
+
+
+def _fail(err: RuckusAPIError) -> typer.Exit:
+    console.print(f"[red]error:[/] {err}", soft_wrap=True)
+    return typer.Exit(1)
