@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.table import Table
 
 from common.comparison import Comparison
@@ -27,6 +30,14 @@ JobOption = Annotated[
     list[str] | None, typer.Option("--job", help="Compare these jobs (repeatable)")
 ]
 REPORT_FORMATS = (".html", ".csv")
+WATCH_INTERVAL = 0.5
+ENDED = frozenset({"completed", "failed", "cancelled", "timeout"})
+# Exit codes: 1 the command failed (the server's reason is printed); 2 the run was cancelled.
+RUN_CANCELLED = 2
+
+runs_app = typer.Typer(
+    help="Run an experiment across agents and compare them.", no_args_is_help=True
+)
 
 
 class RunsClient(RuckusClient):
@@ -49,6 +60,193 @@ class RunsClient(RuckusClient):
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/api/v1/runs/{run_id}"))
+
+    def start_run(
+        self, experiment_id: str, agents: list[str], labels: dict[str, str], repeats: int
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"experiment_id": experiment_id, "repeats": repeats}
+        if agents:
+            body["agents"] = agents
+        if labels:
+            body["selector"] = {"labels": labels}
+        return dict(self._call("POST", "/api/v1/runs", json=body))
+
+    def list_runs(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/api/v1/runs")["runs"])
+
+    def cancel_run(self, run_id: str) -> None:
+        self._call("DELETE", f"/api/v1/runs/{run_id}")
+
+
+@runs_app.command("start")
+def runs_start(
+    experiment_id: str,
+    agents: Annotated[
+        list[str] | None, typer.Option("--agent", help="An agent to run on (repeatable)")
+    ] = None,
+    labels: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="Only agents with this label, KEY=VALUE (repeatable)"),
+    ] = None,
+    repeats: Annotated[int, typer.Option(min=1, max=20, help="Jobs per agent")] = 1,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Follow each agent's jobs, then compare")
+    ] = False,
+    server: ServerOption = DEFAULT_SERVER_URL,
+    api_key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run EXPERIMENT_ID on the named agents, or on every agent that can run it."""
+    selector = dict(_label(text) for text in labels or [])
+    try:
+        with RunsClient(server, api_key) as client:
+            run = client.start_run(experiment_id, agents or [], selector, repeats)
+            if not watch:
+                _print_run(run, as_json)
+                return
+            if not as_json:
+                console.print(f"run [bold]{run['run_id']}[/] started", soft_wrap=True)
+            _watch(client, run["run_id"], as_json)
+    except RuckusAPIError as err:
+        raise _fail(err) from err
+
+
+@runs_app.command("watch")
+def runs_watch(
+    run_id: str,
+    server: ServerOption = DEFAULT_SERVER_URL,
+    api_key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Follow a run's jobs per agent until it ends, then show its comparison."""
+    try:
+        with RunsClient(server, api_key) as client:
+            _watch(client, run_id, as_json)
+    except RuckusAPIError as err:
+        raise _fail(err) from err
+
+
+@runs_app.command("list")
+def runs_list(
+    server: ServerOption = DEFAULT_SERVER_URL,
+    api_key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Runs, newest first."""
+    try:
+        with RunsClient(server, api_key) as client:
+            runs = client.list_runs()
+    except RuckusAPIError as err:
+        raise _fail(err) from err
+    if as_json:
+        print(json.dumps({"runs": runs}, indent=2))
+        return
+    table = Table(title="runs")
+    for column in ("run", "experiment", "status", "agents", "jobs", "created"):
+        table.add_column(column, overflow="fold")
+    for run in runs:
+        table.add_row(
+            run["run_id"],
+            run["experiment_id"],
+            run["status"],
+            "\n".join(run["agents"]),
+            _job_counts(run["jobs"]),
+            run["created_time"],
+        )
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: str,
+    server: ServerOption = DEFAULT_SERVER_URL,
+    api_key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One run and its jobs."""
+    try:
+        with RunsClient(server, api_key) as client:
+            run = client.get_run(run_id)
+    except RuckusAPIError as err:
+        raise _fail(err) from err
+    _print_run(run, as_json)
+
+
+@runs_app.command("cancel")
+def runs_cancel(
+    run_id: str,
+    server: ServerOption = DEFAULT_SERVER_URL,
+    api_key: KeyOption = None,
+) -> None:
+    """Cancel a run: its jobs that have not ended are cancelled."""
+    try:
+        with RunsClient(server, api_key) as client:
+            client.cancel_run(run_id)
+    except RuckusAPIError as err:
+        raise _fail(err) from err
+    console.print(f"cancellation of {run_id} requested", soft_wrap=True)
+
+
+def _watch(client: RunsClient, run_id: str, as_json: bool) -> None:
+    """Per-agent progress, live, until the run ends; then its comparison."""
+    out = Console(stderr=True) if as_json else console
+    with Live(console=out, refresh_per_second=4, transient=False) as live:
+        while True:
+            run = client.get_run(run_id)
+            live.update(_progress(run))
+            if run["status"] != "running":
+                break
+            time.sleep(WATCH_INTERVAL)
+    comparison = client.comparison(run_id, None, None)
+    if as_json:
+        print(json.dumps({"run": run, "comparison": comparison.model_dump(mode="json")}, indent=2))
+    else:
+        show_comparison(comparison, console)
+    if run["status"] == "cancelled":
+        raise typer.Exit(RUN_CANCELLED)
+
+
+def _progress(run: dict[str, Any]) -> Group:
+    table = Table(title=f"run {run['run_id']}: {run['status']}")
+    for column in ("agent", "done", "jobs"):
+        table.add_column(column, overflow="fold")
+    for agent_id in run["agents"]:
+        jobs = [j for j in run["jobs"] if j["agent_id"] == agent_id]
+        ended = sum(j["status"]["status"] in ENDED for j in jobs)
+        table.add_row(agent_id, f"{ended}/{len(jobs)}", _job_counts(jobs))
+    return Group(table)
+
+
+def _job_counts(jobs: list[dict[str, Any]]) -> str:
+    counts = Counter(j["status"]["status"] for j in jobs)
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none yet"
+
+
+def _print_run(run: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(run, indent=2))
+        return
+    console.print(
+        f"run [bold]{run['run_id']}[/]: experiment {run['experiment_id']}, {run['status']}, "
+        f"{run['repeats']} job(s) per agent, created {run['created_time']}"
+        + (f", ended {run['ended_time']}" if run.get("ended_time") else ""),
+        soft_wrap=True,
+    )
+    table = Table(title="jobs")
+    for column in ("job", "agent", "status", "message"):
+        table.add_column(column, overflow="fold")
+    for job in run["jobs"]:
+        table.add_row(
+            job["job_id"], job["agent_id"], job["status"]["status"], job["status"]["message"]
+        )
+    console.print(table)
+
+
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise typer.BadParameter(f"{text!r} is not KEY=VALUE", param_hint="'--label'")
+    return key, value
 
 
 def compare(
