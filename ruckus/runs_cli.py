@@ -40,44 +40,6 @@ runs_app = typer.Typer(
 )
 
 
-class RunsClient(RuckusClient):
-    """The API's runs and comparisons."""
-
-    def comparison(
-        self, run_id: str | None, experiment_id: str | None, job_ids: list[str] | None
-    ) -> Comparison:
-        if run_id is not None:
-            answer = self._call("GET", f"/api/v1/runs/{run_id}/comparison")
-        elif experiment_id is not None:
-            answer = self._call(
-                "GET", "/api/v1/comparison", params={"experiment_id": experiment_id}
-            )
-        else:
-            answer = self._call(
-                "GET", "/api/v1/comparison", params={"job_ids": ",".join(job_ids or [])}
-            )
-        return Comparison.model_validate(answer)
-
-    def get_run(self, run_id: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"/api/v1/runs/{run_id}"))
-
-    def start_run(
-        self, experiment_id: str, agents: list[str], labels: dict[str, str], repeats: int
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"experiment_id": experiment_id, "repeats": repeats}
-        if agents:
-            body["agents"] = agents
-        if labels:
-            body["selector"] = {"labels": labels}
-        return dict(self._call("POST", "/api/v1/runs", json=body))
-
-    def list_runs(self) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/api/v1/runs")["runs"])
-
-    def cancel_run(self, run_id: str) -> None:
-        self._call("DELETE", f"/api/v1/runs/{run_id}")
-
-
 @runs_app.command("start")
 def runs_start(
     experiment_id: str,
@@ -99,7 +61,7 @@ def runs_start(
     """Run EXPERIMENT_ID on the named agents, or on every agent that can run it."""
     selector = dict(_label(text) for text in labels or [])
     try:
-        with RunsClient(server, api_key) as client:
+        with RuckusClient(server, api_key) as client:
             run = client.start_run(experiment_id, agents or [], selector, repeats)
             if not watch:
                 _print_run(run, as_json)
@@ -120,7 +82,7 @@ def runs_watch(
 ) -> None:
     """Follow a run's jobs per agent until it ends, then show its comparison."""
     try:
-        with RunsClient(server, api_key) as client:
+        with RuckusClient(server, api_key) as client:
             _watch(client, run_id, as_json)
     except RuckusAPIError as err:
         raise _fail(err) from err
@@ -134,7 +96,7 @@ def runs_list(
 ) -> None:
     """Runs, newest first."""
     try:
-        with RunsClient(server, api_key) as client:
+        with RuckusClient(server, api_key) as client:
             runs = client.list_runs()
     except RuckusAPIError as err:
         raise _fail(err) from err
@@ -165,7 +127,7 @@ def runs_show(
 ) -> None:
     """One run and its jobs."""
     try:
-        with RunsClient(server, api_key) as client:
+        with RuckusClient(server, api_key) as client:
             run = client.get_run(run_id)
     except RuckusAPIError as err:
         raise _fail(err) from err
@@ -180,23 +142,16 @@ def runs_cancel(
 ) -> None:
     """Cancel a run: its jobs that have not ended are cancelled."""
     try:
-        with RunsClient(server, api_key) as client:
+        with RuckusClient(server, api_key) as client:
             client.cancel_run(run_id)
     except RuckusAPIError as err:
         raise _fail(err) from err
     console.print(f"cancellation of {run_id} requested", soft_wrap=True)
 
 
-def _watch(client: RunsClient, run_id: str, as_json: bool) -> None:
+def _watch(client: RuckusClient, run_id: str, as_json: bool) -> None:
     """Per-agent progress, live, until the run ends; then its comparison."""
-    out = Console(stderr=True) if as_json else console
-    with Live(console=out, refresh_per_second=4, transient=False) as live:
-        while True:
-            run = client.get_run(run_id)
-            live.update(_progress(run))
-            if run["status"] != "running":
-                break
-            time.sleep(WATCH_INTERVAL)
+    run = watch_run(client, run_id, Console(stderr=True) if as_json else console)
     comparison = client.comparison(run_id, None, None)
     if as_json:
         print(json.dumps({"run": run, "comparison": comparison.model_dump(mode="json")}, indent=2))
@@ -204,6 +159,17 @@ def _watch(client: RunsClient, run_id: str, as_json: bool) -> None:
         show_comparison(comparison, console)
     if run["status"] == "cancelled":
         raise typer.Exit(RUN_CANCELLED)
+
+
+def watch_run(client: RuckusClient, run_id: str, out: Console) -> dict[str, Any]:
+    """Show each agent's jobs, live, until the run ends; the run as it ended."""
+    with Live(console=out, refresh_per_second=4) as live:
+        while True:
+            run = client.get_run(run_id)
+            live.update(_progress(run))
+            if run["status"] != "running":
+                return run
+            time.sleep(WATCH_INTERVAL)
 
 
 def _progress(run: dict[str, Any]) -> Group:
@@ -260,7 +226,7 @@ def compare(
     """Compare a run's agents: each metric's mean, spread and ratio to the best."""
     _one_subject(run_id, experiment_id, job_ids)
     try:
-        with RunsClient(server, api_key) as client:
+        with RuckusClient(server, api_key) as client:
             comparison = client.comparison(run_id, experiment_id, job_ids)
     except RuckusAPIError as err:
         raise _fail(err) from err
@@ -288,7 +254,7 @@ def report(
             f"{output} must end in .html or .csv", param_hint="'-o' / '--output'"
         )
     try:
-        with RunsClient(server, api_key) as client:
+        with RuckusClient(server, api_key) as client:
             comparison = client.comparison(run_id, experiment_id, job_ids)
             title, details = _subject(client, run_id, experiment_id, job_ids)
     except RuckusAPIError as err:
@@ -364,7 +330,7 @@ def _row_name(label: str, key: str) -> str:
 
 
 def _subject(
-    client: RunsClient, run_id: str | None, experiment_id: str | None, job_ids: list[str] | None
+    client: RuckusClient, run_id: str | None, experiment_id: str | None, job_ids: list[str] | None
 ) -> tuple[str, list[tuple[str, str]]]:
     """The report's title and the facts listed under it."""
     if run_id is not None:
