@@ -59,7 +59,7 @@ def render_html(
         table=_table(comparison),
         failed=_failed(comparison.rows),
         charts=charts or "<p>No metric was measured: no job of the comparison completed.</p>",
-        plotly_js=_plotly_js(),
+        plotly_js=plotly_js(),
         figures=_script_json(figures),
     )
 
@@ -169,7 +169,8 @@ def _cell(row: ComparisonRow, metric: MetricColumn) -> str:
         return f"<td {attrs} class='none'>-</td>"
     spread = f" ± <span class='stddev'>{fmt(cell.stddev)}</span>" if cell.stddev is not None else ""
     ratio = (
-        f"<div class='sub'><span class='ratio'>{fmt(cell.ratio_to_best)}</span> of best</div>"
+        f"<div class='sub'>ratio to best <span class='ratio'>{fmt(cell.ratio_to_best)}</span>"
+        f"{' (best)' if cell.ratio_to_best == 1.0 else ''}</div>"
         if cell.ratio_to_best is not None
         else ""
     )
@@ -199,7 +200,7 @@ def _script_json(value: Any) -> str:
 
 
 @functools.cache
-def _plotly_js() -> str:
+def plotly_js() -> str:
     from plotly.offline import get_plotlyjs
 
     return str(get_plotlyjs())
