@@ -114,6 +114,12 @@ class JobManagerSettings(JobPolicy, BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RUCKUS_", extra="ignore")
 
+    submission_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a job submission waits for its workflow to confirm the job is "
+        "queued; past that the job is recorded FAILED and never runs, and the answer is 503",
+    )
     agent_token: OptionalSecret = Field(
         default=None, description="Bearer token sent on every agent call"
     )
