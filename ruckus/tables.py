@@ -36,13 +36,21 @@ def show_table(
     *,
     wide: bool = False,
 ) -> None:
-    """Print the rows; columns that do not fit the terminal are dropped unless `wide`."""
+    """Print the rows; columns that do not fit the terminal are dropped unless `wide`.
+
+    When the whole columns alone are wider than the terminal, each row becomes a block of
+    `column: value` lines instead, so no id is cut and no line is wider than the terminal.
+    """
     cells = [[text(v) for v in row] for row in rows]
     kept = list(range(len(columns)))
     widths = [_longest(columns[i].header, [r[i] for r in cells]) for i in kept]
     if not wide:
         empty = {i for i in kept if not any(r[i] for r in cells)}
         kept = _fitting(columns, widths, console.width, empty)
+    needed = _needed(columns, widths, kept)
+    if needed > console.width and not wide:
+        _show_records(console, title, columns, cells)
+        return
     hidden = [columns[i].header for i in range(len(columns)) if i not in kept]
     table = Table(
         title=title,
@@ -60,14 +68,26 @@ def show_table(
             table.add_column(column.header, overflow="fold", justify=column.justify)
     for row in cells:
         table.add_row(*(row[i] for i in kept))
-    needed = FRAME + sum(
+    # Wider than the terminal only with --wide: the terminal wraps the lines, no id is cut.
+    target = console if needed <= console.width else _wider(console, needed)
+    target.print(table)
+
+
+def _show_records(
+    console: Console, title: str, columns: Sequence[Column], cells: list[list[str]]
+) -> None:
+    console.print(f"[bold]{title}[/]")
+    for row in cells:
+        console.print()
+        show_fields(console, [(c.header, v) for c, v in zip(columns, row, strict=True)])
+
+
+def _needed(columns: Sequence[Column], widths: list[int], kept: list[int]) -> int:
+    """The narrowest the table can be: whole columns at full width, others at their minimum."""
+    return FRAME + sum(
         (widths[i] if columns[i].whole else min(widths[i], columns[i].min_width)) + PER_COLUMN
         for i in kept
     )
-    # Wider than the terminal (only with --wide, or whole columns alone too wide): the
-    # terminal wraps the lines, but no id is ever cut.
-    target = console if needed <= console.width else _wider(console, needed)
-    target.print(table)
 
 
 def _fitting(
@@ -75,15 +95,8 @@ def _fitting(
 ) -> list[int]:
     """The columns that fit `width`: droppable ones go, empty ones first, then by `drop`."""
     kept = list(range(len(columns)))
-
-    def needed() -> int:
-        return FRAME + sum(
-            (widths[i] if columns[i].whole else min(widths[i], columns[i].min_width)) + PER_COLUMN
-            for i in kept
-        )
-
     for i in sorted(kept, key=lambda i: (i not in empty, -columns[i].drop)):
-        if needed() <= width or columns[i].drop == 0:
+        if _needed(columns, widths, kept) <= width or columns[i].drop == 0:
             break
         kept.remove(i)
     return kept
