@@ -38,10 +38,16 @@ def agent_settings(**overrides: Any) -> AgentSettings:
     return AgentSettings.model_validate(settings.model_dump() | update) if update else settings
 
 
-def lock_data_dir(data_dir: Path) -> IO[str]:
-    """Hold the data directory for this process; DataDirInUse when another agent holds it."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    handle = (data_dir / "agent.lock").open("a+")
+def lock_data_dir(data_dir: Path) -> IO[str] | None:
+    """Hold the data directory for this process; DataDirInUse when another agent holds it.
+
+    None when the directory is unusable: the agent then starts degraded and says why.
+    """
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        handle = (data_dir / "agent.lock").open("a+")
+    except OSError:
+        return None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -67,7 +73,8 @@ def run(**overrides: Any) -> None:
     try:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
     finally:
-        lock.close()
+        if lock is not None:
+            lock.close()
 
 
 if __name__ == "__main__":

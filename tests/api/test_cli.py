@@ -171,6 +171,28 @@ def test_an_agent_joins_by_itself_and_moves_to_a_new_url(
     assert [a["agent_url"] for a in listed if a["agent_id"] == agent_id] == [moved.url]
 
 
+async def test_an_agent_started_before_its_server_registers_once_the_server_answers(
+    stack: Stack, agents: list[CliAgent], tmp_path: Path
+) -> None:
+    late = stack.api_process("late")
+    agent = CliAgent(tmp_path, "--server", late.url)
+    agents.append(agent)
+    agent_id = agent.agent_id()
+    wait_until(
+        lambda: "cannot register with" in agent.log(), 30, interval=0.1, what="the retry line"
+    )
+
+    await late.start_and_wait()
+    try:
+        registered(late, agent_id, agent.url)
+        log = agent.log()
+        # One line for the reason it waits, one when it is done: not one per try.
+        assert log.count("cannot register with") == 1, log
+        assert log.count("registered with") == 1, log
+    finally:
+        late.stop()
+
+
 def test_two_agents_on_one_machine_get_their_own_ids(
     api: HttpService, agents: list[CliAgent], tmp_path: Path
 ) -> None:
