@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import importlib.metadata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from agent import registration
 from agent.runner import AgentBusyError, AgentUnavailableError, JobRunner
 from agent.system_info import system_info
 from agent.tasks import supported_tasks
+from common.auth import bearer_check
 from common.body_limit import BodySizeLimit
 from common.models import (
     AgentHealth,
@@ -36,27 +35,6 @@ def _version() -> str:
         return importlib.metadata.version("ruckus")
     except importlib.metadata.PackageNotFoundError:
         return "0.0.0"
-
-
-def _bearer_auth(settings: AgentSettings) -> Any:
-    """A dependency that requires the configured token, or nothing when none is configured."""
-    scheme = HTTPBearer(auto_error=False)
-    expected = settings.token.get_secret_value().encode() if settings.token else None
-
-    async def require_token(
-        credentials: HTTPAuthorizationCredentials | None = Depends(scheme),
-    ) -> None:
-        if expected is None:
-            return
-        given = credentials.credentials.encode() if credentials else b""
-        if not hmac.compare_digest(given, expected):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                detail="a valid bearer token is required (Authorization: Bearer <token>)",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
-    return require_token
 
 
 class ErrorAnswer(BaseModel):
@@ -116,7 +94,17 @@ def create_app(settings: AgentSettings) -> FastAPI:
     app.state.runner = runner
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     api = APIRouter(
-        prefix="/api/v1", dependencies=[Depends(_bearer_auth(settings))], responses=_errors(401)
+        prefix="/api/v1",
+        dependencies=[
+            Depends(
+                bearer_check(
+                    settings.token,
+                    refusal="a valid bearer token is required (Authorization: Bearer <token>)",
+                    description="The agent's token, when RUCKUS_AGENT_TOKEN is set",
+                )
+            )
+        ],
+        responses=_errors(401),
     )
 
     @app.get("/health", response_model=AgentHealth)

@@ -37,12 +37,7 @@ class AgentManager:
         self._agents: AgentUtility | None = None
 
     async def start(self) -> None:
-        token = self._job_settings.agent_token
-        self._agents = AgentUtility(
-            timeout=self._job_settings.agent_call_timeout,
-            token=token.get_secret_value() if token else None,
-            max_response_bytes=self._job_settings.agent_max_response_bytes,
-        )
+        self._agents = AgentUtility.from_settings(self._job_settings)
 
     async def stop(self) -> None:
         if self._agents is not None:

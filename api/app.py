@@ -1,4 +1,4 @@
-"""The server's FastAPI app: one storage and one Temporal client shared by three managers."""
+"""The server's FastAPI app: one storage and one Temporal client, opened by its lifespan."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from temporalio.client import Client
 from api.agent_manager import AgentManager
 from api.connections import Connections
 from api.dependencies import api_key_check, require_storage
-from api.errors import RejectControlCharacters, install_error_handlers
-from api.experiment_manager import ExperimentManager
+from api.errors import install_error_handlers
 from api.job_manager import JobManager
+from api.middleware import RejectControlCharacters
 from api.routers import agents, callbacks, experiments, health, jobs, results
 from common.body_limit import BodySizeLimit
 from common.settings import JobManagerSettings, ServerSettings, StorageSettings
@@ -68,7 +68,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Started in order, stopped in reverse: storage, Temporal and the JobManager, the
-        # ExperimentManager, the AgentManager.
+        # AgentManager.
         async with AsyncExitStack() as stack:
             store = storage or create_storage(storage_settings or StorageSettings())
             if storage is None:
@@ -83,9 +83,6 @@ def create_app(
             )
             await connections.start()
             stack.push_async_callback(connections.stop)
-            experiment_manager = ExperimentManager(store)
-            await experiment_manager.start()
-            stack.push_async_callback(experiment_manager.stop)
             agent_manager = AgentManager(
                 store, job_manager, settings, job_settings, connections.require_temporal
             )
@@ -95,7 +92,6 @@ def create_app(
             app.state.storage = store
             app.state.connections = connections
             app.state.job_manager = job_manager
-            app.state.experiment_manager = experiment_manager
             app.state.agent_manager = agent_manager
             yield
 

@@ -1,77 +1,45 @@
-"""FastAPI dependencies: the managers in app.state, the API key, and the storage gate."""
+"""FastAPI dependencies: what the app's lifespan opened, the API key, and the storage gate."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request
 
 from api.agent_manager import AgentManager
 from api.connections import Connections
-from api.experiment_manager import ExperimentManager
 from api.job_manager import JobManager
+from common.auth import bearer_check
 from common.settings import ServerSettings
-
-_bearer = HTTPBearer(
-    auto_error=False,
-    description="The server's API key, when RUCKUS_API_KEY is set: `Authorization: Bearer <key>`",
-)
+from common.storage import StorageBackend
 
 
-# Dependencies are async: FastAPI would run plain functions on its thread pool, per request.
-async def _agent_manager(request: Request) -> AgentManager:
-    manager: AgentManager = request.app.state.agent_manager
-    return manager
+def _from_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency answering what the app's lifespan put in `app.state.<name>`."""
+
+    # Async: FastAPI would run a plain function on its thread pool, per request.
+    async def get(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    return get
 
 
-async def _experiment_manager(request: Request) -> ExperimentManager:
-    manager: ExperimentManager = request.app.state.experiment_manager
-    return manager
-
-
-async def _job_manager(request: Request) -> JobManager:
-    manager: JobManager = request.app.state.job_manager
-    return manager
-
-
-async def _connections(request: Request) -> Connections:
-    connections: Connections = request.app.state.connections
-    return connections
-
-
-AgentManagerDep = Annotated[AgentManager, Depends(_agent_manager)]
-ExperimentManagerDep = Annotated[ExperimentManager, Depends(_experiment_manager)]
-JobManagerDep = Annotated[JobManager, Depends(_job_manager)]
-ConnectionsDep = Annotated[Connections, Depends(_connections)]
-
-
-async def _open() -> None:
-    """No API key is configured: every caller is welcome."""
+StorageDep = Annotated[StorageBackend, Depends(_from_state("storage"))]
+AgentManagerDep = Annotated[AgentManager, Depends(_from_state("agent_manager"))]
+JobManagerDep = Annotated[JobManager, Depends(_from_state("job_manager"))]
+ConnectionsDep = Annotated[Connections, Depends(_from_state("connections"))]
 
 
 def api_key_check(settings: ServerSettings) -> Callable[..., Awaitable[None]]:
-    """A dependency requiring the configured key as a bearer token; open when none is set."""
-    # Without a key the bearer scheme stays out of the OpenAPI schema: it says what is required.
-    if settings.api_key is None:
-        return _open
-    expected = settings.api_key.get_secret_value().encode()
-
-    async def require_api_key(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
-        given = credentials.credentials.encode() if credentials is not None else b""
-        if not hmac.compare_digest(given, expected):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                detail="a valid API key is required: send `Authorization: Bearer <key>` "
-                "with the server's RUCKUS_API_KEY",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
-    return require_api_key
+    """A dependency requiring the configured API key as a bearer token; open when none is set."""
+    return bearer_check(
+        settings.api_key,
+        refusal="a valid API key is required: send `Authorization: Bearer <key>` "
+        "with the server's RUCKUS_API_KEY",
+        description="The server's API key, when RUCKUS_API_KEY is set: "
+        "`Authorization: Bearer <key>`",
+    )
 
 
 async def require_storage(connections: ConnectionsDep) -> None:

@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
-from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -65,7 +64,7 @@ def storage_unreachable_detail(err: BaseException) -> str:
     return text.splitlines()[0][:300] if text else err.__class__.__name__
 
 
-def _json(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def json_error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
@@ -84,23 +83,25 @@ def install_error_handlers(
         return handle
 
     def not_found(err: Exception) -> Response:
-        return _json(404, str(err))
+        return json_error(404, str(err))
 
     def conflict(err: Exception) -> Response:
-        return _json(409, str(err))
+        return json_error(409, str(err))
 
     def temporal_down(err: Exception) -> Response:
         if isinstance(err, RPCError) and not temporal_unreachable(err):
             log.warning("Temporal refused a request: %s", err)
-            return _json(502, f"Temporal refused the request: {err}")
+            return json_error(502, f"Temporal refused the request: {err}")
         detail = str(err) if isinstance(err, TemporalUnavailableError) else None
         detail = detail or f"Temporal is unavailable: {err}"
         on_temporal_down(detail)
-        return _json(503, f"{detail}; the server reconnects by itself, try again shortly", retry)
+        return json_error(
+            503, f"{detail}; the server reconnects by itself, try again shortly", retry
+        )
 
     def update_unconfirmed(err: Exception) -> Response:
         log.warning("a job's workflow did not confirm its submission: %s", err)
-        return _json(
+        return json_error(
             503,
             "Temporal did not confirm the job's submission in time: check that a worker is "
             "running for the task queue; the job may still start once one is",
@@ -109,18 +110,18 @@ def install_error_handlers(
 
     def storage_down(err: Exception) -> Response:
         if isinstance(err, StorageUnavailableError):
-            return _json(503, str(err), retry)
+            return json_error(503, str(err), retry)
         reason = storage_unreachable_detail(err)
         log.warning("storage failed during a request: %s", reason)
-        return _json(503, f"storage is unavailable: {reason}; try again shortly", retry)
+        return json_error(503, f"storage is unavailable: {reason}; try again shortly", retry)
 
     def agent_unreachable(err: Exception) -> Response:
         assert isinstance(err, AgentUnreachableError)
-        return _json(503 if err.retryable else 502, str(err))
+        return json_error(503 if err.retryable else 502, str(err))
 
     def unexpected(err: Exception) -> Response:
         log.error("unexpected error", exc_info=err)
-        return _json(500, "internal error: the server log has the details")
+        return json_error(500, "internal error: the server log has the details")
 
     async def http_error(request: Request, err: Exception) -> Response:
         assert isinstance(err, StarletteHTTPException)
@@ -150,24 +151,6 @@ def install_error_handlers(
         app.add_exception_handler(exc_type, handler(fn))
 
 
-class RejectControlCharacters:
-    """404 for a path with control characters, before routing."""
-
-    # Starlette's route patterns end in `$`, which also matches before a final newline:
-    # `/api/v1/experiments/%0A` would otherwise be answered by the experiment list.
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "") if scope["type"] == "http" else ""
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
-            response = _json(404, "no such path: it contains control characters")
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
 def _method_not_allowed(request: Request) -> Response:
     """405 whose Allow header lists every method of the path, not only its first route's."""
     allowed: set[str] = set()
@@ -176,7 +159,7 @@ def _method_not_allowed(request: Request) -> Response:
         if match is not Match.NONE:
             allowed |= set(getattr(route, "methods", None) or ())
     methods = ", ".join(sorted(allowed))
-    return _json(
+    return json_error(
         405,
         f"{request.method} is not allowed on {request.url.path}; allowed: {methods}",
         {"Allow": methods},

@@ -18,14 +18,14 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from common.jobs import JobUtility
+from activities.agent_queue import QueueSnapshot, queue_workflow_id
+from common.job_ids import JobUtility
 from common.models import JobInfo, JobStatus, JobStatusEnum, RegisteredAgentInfo, utcnow
 from common.settings import JobManagerSettings
 from common.storage import AlreadyExistsError, ConflictError, NotFoundError, StorageBackend
 from common.temporal import AGENT_ID_KEY, EXPERIMENT_ID_KEY, JOB_STATUS_KEY, connect_temporal
 from workflows.agent_queue import AgentQueueWorkflow
-from workflows.job import JobWorkflow
-from workflows.types import JOB_REVISION, JobInput, JobPolicy, QueueSnapshot, queue_workflow_id
+from workflows.job import JobInput, JobWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class JobManager:
         spec = await self._storage.get_experiment(experiment_id)
         if agent is None or agent.agent_id != agent_id:
             agent = await self._storage.get_agent(agent_id)
-        policy = JobPolicy.from_settings(self._settings)
+        policy = self._settings.policy
         # One submission at a time per agent: queue order is submission order.
         async with self._agent_locks[agent_id]:
             for _ in range(MAX_ID_DRAWS):
@@ -93,7 +93,6 @@ class JobManager:
                     agent_url=agent.agent_url,
                     agent_status=agent.status,
                     policy=policy,
-                    revision=JOB_REVISION,
                 )
                 try:
                     status = await self._start(inp, spec.name)
@@ -107,38 +106,13 @@ class JobManager:
                 return job.model_copy(update={"status": status})
         raise RuntimeError(f"no free job id after {MAX_ID_DRAWS} draws")
 
-    async def get_job(self, job_id: str) -> JobInfo:
-        return await self._storage.get_job(job_id)
-
-    async def list_jobs(
-        self,
-        *,
-        agent_id: str | None = None,
-        experiment_id: str | None = None,
-        status: JobStatusEnum | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[JobInfo]:
-        return await self._storage.list_jobs(
-            agent_id=agent_id,
-            experiment_id=experiment_id,
-            status=status,
-            limit=limit,
-            offset=offset,
-        )
-
     async def cancel_job(self, job_id: str) -> None:
         """Ask the job's workflow to cancel; it leaves the queue or is stopped on its agent."""
-        job = await self._storage.get_job(job_id)
-        if job.status.status.is_terminal:
-            raise JobAlreadyFinishedError(
-                f"job {job_id} already finished with status {job.status.status.value}"
-            )
         try:
             await self.client.get_workflow_handle(job_id).cancel()
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
-                # The workflow ended between the read and the cancel; its end is being recorded.
+                # The workflow ended after the job was read; its end is being recorded.
                 raise JobAlreadyFinishedError(f"job {job_id} already finished") from err
             raise TemporalUnavailableError(f"Temporal is unavailable: {err}") from err
 
@@ -168,7 +142,7 @@ class JobManager:
                 continue
             try:
                 await self.cancel_job(job.job_id)
-            except (JobAlreadyFinishedError, NotFoundError):
+            except JobAlreadyFinishedError:
                 continue
             cancelled.append(job.job_id)
         return cancelled

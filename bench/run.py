@@ -29,10 +29,10 @@ from rich.table import Table
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
+from activities.agent_queue import queue_workflow_id
 from bench.floor import FloorWorkflow
 from ruckus.supervisor import Child, Supervisor, http_ok, temporal_ready
 from ruckus.temporal_server import dev_server_command, find_temporal_binary
-from workflows.types import queue_workflow_id
 
 REPO = Path(__file__).resolve().parents[1]
 # The file's "## " sections (the chaos run, the profile notes) are kept when it is rewritten.

@@ -1,1 +1,1 @@
-"""Ruckus common package."""
+"""What every Ruckus process shares: wire models, settings, storage, the agent client, auth."""

@@ -16,6 +16,7 @@ from common.models import (
     ExperimentSpec,
     JobStatus,
 )
+from common.settings import JobManagerSettings, reveal
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -58,6 +59,16 @@ class AgentUtility:
         self._deadline = timeout
         self._max_response = max_response_bytes
         self._max_results = max_results_bytes
+
+    @classmethod
+    def from_settings(cls, settings: JobManagerSettings) -> AgentUtility:
+        """The client every server process uses: timeouts, token and limits from settings."""
+        return cls(
+            timeout=settings.agent_call_timeout,
+            token=reveal(settings.agent_token),
+            max_response_bytes=settings.agent_max_response_bytes,
+            max_results_bytes=settings.agent_max_results_bytes,
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

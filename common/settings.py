@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".ruckus")
@@ -17,6 +17,11 @@ def _empty_is_unset(value: Any) -> Any:
 
 # An empty variable (`RUCKUS_API_KEY=` in a compose file) means "no secret", not "the empty one".
 OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_empty_is_unset)]
+
+
+def reveal(secret: SecretStr | None) -> str | None:
+    """The secret's value, or None when unset: the one place secrets are unwrapped."""
+    return secret.get_secret_value() if secret is not None else None
 
 
 class AgentSettings(BaseSettings):
@@ -86,10 +91,8 @@ class StorageSettings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'ruckus.db').resolve()}"
 
 
-class JobManagerSettings(BaseSettings):
-    """Job orchestration (`RUCKUS_*`); the Temporal connection itself follows `TEMPORAL_*`."""
-
-    model_config = SettingsConfigDict(env_prefix="RUCKUS_", extra="ignore")
+class JobPolicy(BaseModel):
+    """The settings a job's workflow runs by: fixed in its input when the job is created."""
 
     job_status_polling_interval: float = Field(
         default=5.0, gt=0, description="Seconds between two status polls of a running job"
@@ -124,6 +127,13 @@ class JobManagerSettings(BaseSettings):
         gt=0,
         description="How often a queue checks that the job holding its agent is still open",
     )
+
+
+class JobManagerSettings(JobPolicy, BaseSettings):
+    """Job orchestration (`RUCKUS_*`); the Temporal connection itself follows `TEMPORAL_*`."""
+
+    model_config = SettingsConfigDict(env_prefix="RUCKUS_", extra="ignore")
+
     agent_token: OptionalSecret = Field(
         default=None, description="Bearer token sent on every agent call"
     )
@@ -150,6 +160,11 @@ class JobManagerSettings(BaseSettings):
     temporal_namespace: str | None = Field(
         default=None, description="Overrides TEMPORAL_NAMESPACE when set"
     )
+
+    @property
+    def policy(self) -> JobPolicy:
+        """The job-workflow part of these settings, as a job's input carries it."""
+        return JobPolicy.model_validate(self.model_dump(include=set(JobPolicy.model_fields)))
 
 
 class ServerSettings(BaseSettings):

@@ -1,1 +1,1 @@
-"""Ruckus ruckus package."""
+"""The `ruckus` command: each process, the whole local stack, and the client commands."""

@@ -1,0 +1,1 @@
+"""Tests, mirroring the folders of the project, plus end-to-end and chaos tests."""

@@ -1,1 +1,1 @@
-"""Ruckus workflows package."""
+"""Temporal workflows: JobWorkflow, AgentQueueWorkflow, and the worker that runs them."""

@@ -8,22 +8,25 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.queue import grant_agent
-    from activities.storage_writes import StorageActivities
-    from activities.types import QueueGrant, QueueHolder
-    from workflows.types import QueueSnapshot, QueueState
+    from activities.agent_queue import (
+        ENQUEUE_SIGNAL,
+        QUEUE_WORKFLOW_TYPE,
+        RELEASE_SIGNAL,
+        SNAPSHOT_QUERY,
+        HolderCheck,
+        QueueGrant,
+        QueueHolder,
+        QueueSnapshot,
+        QueueState,
+        grant_agent,
+    )
 
 # Job ids remembered after they finish, so a late or repeated enqueue is not run again.
 FINISHED_MEMORY = 1000
-GRANT_SIGNAL = "grant"
-# Queues that granted by their own signal before replay it; new grants go by local activity.
-GRANT_BY_ACTIVITY = "grant-by-activity"
 GRANT_RETRY_PAUSE = timedelta(seconds=5)
-# Queues from before the holder was checked on wait for it without a timer.
-HOLDER_WATCHDOG = "holder-watchdog"
 
 
-@workflow.defn
+@workflow.defn(name=QUEUE_WORKFLOW_TYPE)
 class AgentQueueWorkflow:
     @workflow.init
     def __init__(self, state: QueueState) -> None:
@@ -37,9 +40,9 @@ class AgentQueueWorkflow:
             if self._history_is_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._state)
-            await self._grant(self._state.waiting.pop(0))
+            await self.process_next_job()
 
-    @workflow.signal
+    @workflow.signal(name=ENQUEUE_SIGNAL)
     def enqueue(self, job_id: str) -> None:
         """Put a job at the end of the queue; a job already known is not queued twice."""
         s = self._state
@@ -47,7 +50,7 @@ class AgentQueueWorkflow:
             return
         s.waiting.append(job_id)
 
-    @workflow.signal
+    @workflow.signal(name=RELEASE_SIGNAL)
     def release(self, job_id: str) -> None:
         """The job is done with the agent, or no longer wants it."""
         s = self._state
@@ -57,10 +60,18 @@ class AgentQueueWorkflow:
             s.waiting.remove(job_id)
         self._remember_finished(job_id)
 
-    @workflow.query
+    @workflow.query(name=SNAPSHOT_QUERY)
     def snapshot(self) -> QueueSnapshot:
         s = self._state
         return QueueSnapshot(agent_id=s.agent_id, running=s.holder, queued=list(s.waiting))
+
+    async def process_next_job(self) -> None:
+        """Hand the agent to the job at the head of the queue."""
+        job_id = self._state.waiting.pop(0)
+        self._state.holder = job_id
+        if not await self._signal_grant(job_id):
+            workflow.logger.warning("cannot grant agent to %s: its workflow is gone", job_id)
+            self.release(job_id)
 
     async def _wait_for_turn(self) -> None:
         """Until the agent can be granted (or history is long), checking on the job holding it."""
@@ -68,9 +79,6 @@ class AgentQueueWorkflow:
         def ready() -> bool:
             return self._can_grant() or self._history_is_long()
 
-        if not workflow.patched(HOLDER_WATCHDOG):
-            await workflow.wait_condition(ready)
-            return
         while True:
             check = self._state.holder_check if self._state.holder is not None else None
             try:
@@ -86,7 +94,7 @@ class AgentQueueWorkflow:
             return
         try:
             gone = await workflow.execute_local_activity_method(
-                StorageActivities.retire_if_closed,
+                HolderCheck.retire_if_closed,
                 QueueHolder(job_id=holder),
                 start_to_close_timeout=timedelta(seconds=30),
             )
@@ -96,19 +104,6 @@ class AgentQueueWorkflow:
         if gone and self._state.holder == holder:
             workflow.logger.warning("%s closed without releasing the agent: freed", holder)
             self.release(holder)
-
-    async def _grant(self, job_id: str) -> None:
-        self._state.holder = job_id
-        if workflow.patched(GRANT_BY_ACTIVITY):
-            if not await self._signal_grant(job_id):
-                workflow.logger.warning("cannot grant agent to %s: its workflow is gone", job_id)
-                self.release(job_id)
-            return
-        try:
-            await workflow.get_external_workflow_handle(job_id).signal(GRANT_SIGNAL)
-        except Exception as err:  # the job's workflow is gone: hand the agent on
-            workflow.logger.warning("cannot grant agent to %s: %s", job_id, err)
-            self.release(job_id)
 
     async def _signal_grant(self, job_id: str) -> bool:
         """Signal the grant, trying again after a pause until Temporal takes it."""

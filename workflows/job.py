@@ -1,69 +1,93 @@
-"""JobWorkflow: the story of one job, from the agent's queue to its results."""
+"""JobWorkflow: the story of one job, in the request's words.
+
+A job joins its agent's queue; once granted the agent, `process_job` sends it when the agent is
+idle; `process_job_status` polls it on a durable timer until it ends or its deadline passes;
+`process_job_results` fetches and stores its results with its final status and frees the agent
+for the queue's `process_next_job`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from enum import IntEnum
 
+from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agent_calls import AgentActivities
-    from activities.dispatch import RECORD_ONCE_TIMEOUT_S, SENT_MESSAGE, DispatchActivities
-    from activities.errors import (
-        AGENT_BUSY,
-        AGENT_STATUS_FAILED,
-        AGENT_UNKNOWN_JOB,
-        NON_RETRYABLE,
-    )
-    from activities.queue import join_agent_queue, release_agent
-    from activities.storage_writes import StorageActivities
-    from activities.types import (
-        AgentCall,
-        ExecuteCall,
-        JobCall,
-        JobEnd,
+    from activities.agent_queue import (
+        GRANT_SIGNAL,
         QueueEntry,
         QueueRelease,
-        ResultsTransfer,
+        join_agent_queue,
+        release_agent,
+    )
+    from activities.errors import AGENT_STATUS_FAILED, AGENT_UNKNOWN_JOB
+    from activities.job import (
+        RECORD_ONCE_TIMEOUT_S,
+        ExecuteCall,
+        JobActivities,
+        JobCall,
+        JobEnd,
         StatusRecord,
     )
-    from common.models import AgentStatusEnum, JobInfo, JobStatus, JobStatusEnum
+    from common.models import (
+        AgentStatusEnum,
+        ExperimentSpec,
+        JobInfo,
+        JobStatus,
+        JobStatusEnum,
+    )
+    from common.settings import JobPolicy
     from common.temporal import JOB_STATUS_KEY
-    from workflows.types import JobInput, JobProgress, queue_workflow_id
-
-A = TypeVar("A")
-R = TypeVar("R")
-
-# A durable step (storage write, joining the queue): tries within one local activity, then a
-# pause on a durable timer before the next activity.
-_DURABLE_STEP: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(
-        maximum_interval=timedelta(seconds=5), non_retryable_error_types=NON_RETRYABLE
-    ),
-}
-DURABLE_STEP_PAUSE = timedelta(seconds=5)
+    from workflows.steps import (
+        DURABLE_STEP,
+        AgentCallFailed,
+        agent_retry_policy,
+        call_agent,
+        until_done,
+    )
 
 # Recorded even when nothing changed, so the stored timestamp shows the job is watched.
 RECORD_REFRESH = timedelta(seconds=60)
 
 
+class Phase(IntEnum):
+    """Where the job stands; it moves forward, except that a send the agent refused goes back."""
+
+    JOINING = 0  # asking its agent's queue for a place
+    WAITING = 1  # in the queue until the agent is its
+    GRANTED = 2  # the agent is its: sent once the agent is idle
+    SENDING = 3  # on its way: the agent may hold it already
+    SENT = 4  # on the agent: polled until it ends
+    ENDED = 5
+
+
+class JobProgress(BaseModel):
+    """What a job carries across continue-as-new once it runs on its agent."""
+
+    dispatched_at: datetime
+    deadline: datetime
+    last_recorded_at: datetime
+
+
+class JobInput(BaseModel):
+    job: JobInfo
+    spec: ExperimentSpec
+    agent_url: str
+    agent_status: AgentStatusEnum
+    policy: JobPolicy
+    progress: JobProgress | None = None
+
+    @property
+    def timeout(self) -> timedelta:
+        return timedelta(seconds=self.spec.timeout_seconds or self.policy.default_job_timeout)
+
+
 class JobEndedElsewhere(Exception):
     """The stored record says the job already ended (it was abandoned at submission)."""
-
-
-class AgentCallFailed(Exception):
-    """An agent call failed for good; the message names the call and the cause."""
-
-    def __init__(self, message: str, kind: str | None) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 @workflow.defn
@@ -71,27 +95,25 @@ class JobWorkflow:
     @workflow.init
     def __init__(self, inp: JobInput) -> None:
         self._inp = inp
+        self._policy = inp.policy
         self._job = inp.job
-        self._granted = inp.progress is not None
+        self._progress = inp.progress
+        self._phase = Phase.SENT if inp.progress is not None else Phase.JOINING
         self._poll_requested = False
         self._notified: JobStatus | None = None
-        self._progress = inp.progress
-        self._sent = inp.progress is not None
-        self._in_queue = inp.progress is not None
-        self._ended = False
 
     @workflow.run
     async def run(self, inp: JobInput) -> JobStatus:
         try:
-            if self._progress is None:
+            if self._phase is Phase.JOINING:
                 if inp.agent_status is AgentStatusEnum.UNAVAILABLE:
                     return await self._finish(JobStatusEnum.FAILED, "agent unavailable")
                 await self._join_queue()
-                await workflow.wait_condition(lambda: self._granted)
-                failed = await self._dispatch()
+                await workflow.wait_condition(lambda: self._phase >= Phase.GRANTED)
+                failed = await self.process_job()
                 if failed is not None:
                     return await self._finish(JobStatusEnum.FAILED, failed)
-            return await self._watch()
+            return await self.process_job_status()
         except asyncio.CancelledError:
             return await self._finish(JobStatusEnum.CANCELLED, "cancelled by request", stop=True)
         except JobEndedElsewhere:
@@ -101,13 +123,13 @@ class JobWorkflow:
     @workflow.update
     async def submitted(self) -> JobStatus:
         """Answers once the job waits in its agent's queue, or has already ended."""
-        await workflow.wait_condition(lambda: self._in_queue or self._ended)
+        await workflow.wait_condition(lambda: self._phase >= Phase.WAITING)
         return self._job.status
 
-    @workflow.signal
+    @workflow.signal(name=GRANT_SIGNAL)
     def grant(self) -> None:
-        """The agent's queue hands this job the agent."""
-        self._granted = True
+        """The agent's queue hands this job the agent (perhaps before its join has returned)."""
+        self._phase = max(self._phase, Phase.GRANTED)
 
     @workflow.signal
     def poll_now(self, reported: JobStatus | None = None) -> None:
@@ -120,129 +142,125 @@ class JobWorkflow:
     def status(self) -> JobStatus:
         return self._job.status
 
-    # The steps of the story
+    # The request's steps
 
-    async def _join_queue(self) -> None:
-        entry = QueueEntry(
-            agent_id=self._job.agent_id,
-            job_id=self._job.job_id,
-            queue_continue_as_new_events=self._inp.policy.queue_continue_as_new_events,
-            queue_holder_check=self._inp.policy.queue_holder_check,
-        )
-        await self._until_done(
-            "joining the agent's queue",
-            lambda: workflow.execute_local_activity(
-                join_agent_queue,
-                entry,
-                **_DURABLE_STEP,  # type: ignore[arg-type]
-            ),
-        )
-        self._in_queue = True
-
-    async def _dispatch(self) -> str | None:
-        """Send the job to its agent once the agent is idle; a failure message otherwise."""
-        recheck = self._inp.policy.busy_recheck_initial
+    async def process_job(self) -> str | None:
+        """Send the job to its agent once the agent is idle; why it failed, if it did."""
+        recheck = self._policy.busy_agent_recheck_initial
         while True:
             try:
-                if self._inp.revision >= 3:
-                    agent = await self._send()
-                else:
-                    agent = await self._send_in_steps()
+                agent = await self._send()
             except AgentCallFailed as err:
                 return str(err)
             if agent is None:
                 return None
             if agent in (AgentStatusEnum.ERROR, AgentStatusEnum.UNAVAILABLE):
                 return f"agent reported status {agent.value}"
+            # Busy with work from elsewhere: keep the agent, ask again on a backing-off timer.
             await self._record(JobStatusEnum.QUEUED, "agent busy with other work")
             await workflow.sleep(recheck)
-            recheck = min(recheck * 2, self._inp.policy.busy_recheck_maximum)
+            recheck = min(recheck * 2, self._policy.busy_agent_recheck_maximum)
 
-    async def _send(self) -> AgentStatusEnum | None:
-        """Status, job and ASSIGNED record in one step; None once sent, else the agent's status."""
-        # Set first: a cancel while the job may be on its way must stop it on the agent.
-        self._sent = True
-        try:
-            # Two agent calls and one try at the ASSIGNED record per try.
-            per_try = 2 * self._inp.policy.agent_call_timeout + RECORD_ONCE_TIMEOUT_S
-            dispatch = await self._call(
-                DispatchActivities.dispatch, self._execute_call(), per_try=per_try
-            )
-        except AgentCallFailed as err:
-            # The agent never answered whether it was idle: there are no results to fetch.
-            self._sent = err.kind != AGENT_STATUS_FAILED
-            raise
-        if dispatch.sent is None:
-            self._sent = False
-            return dispatch.agent
-        if dispatch.stored is None:
-            await self._record(dispatch.sent.status, dispatch.sent.message)
-        else:
-            self._take_record(dispatch.stored, dispatch.sent.status)
-        self._track_progress()
-        return None
-
-    async def _send_in_steps(self) -> AgentStatusEnum | None:
-        """Revisions 1 and 2: the status, the job and its record each in their own step."""
-        agent = await self._call(
-            AgentActivities.get_agent_status, AgentCall(agent_url=self._inp.agent_url)
-        )
-        if agent.status is not AgentStatusEnum.IDLE:
-            return agent.status
-        self._sent = True
-        try:
-            await self._call(AgentActivities.execute_experiment, self._execute_call())
-        except AgentCallFailed as err:
-            if err.kind != AGENT_BUSY:
-                raise
-            return AgentStatusEnum.ACTIVE
-        await self._record(JobStatusEnum.ASSIGNED, SENT_MESSAGE)
-        self._track_progress()
-        return None
-
-    def _track_progress(self) -> None:
-        now = workflow.now()
-        self._progress = JobProgress(
-            dispatched_at=now,
-            deadline=now + self._inp.timeout,
-            last_recorded=self._job.status,
-            last_recorded_at=now,
-        )
-
-    async def _watch(self) -> JobStatus:
+    async def process_job_status(self) -> JobStatus:
         """Poll the agent on a durable timer until the job ends or its deadline passes."""
         assert self._progress is not None
-        policy = self._inp.policy
-        for _ in range(policy.continue_as_new_polls):
+        for _ in range(self._policy.job_continue_as_new_polls):
             remaining = (self._progress.deadline - workflow.now()).total_seconds()
             if remaining <= 0:
-                return await self._finish(
-                    JobStatusEnum.TIMEOUT,
-                    f"job exceeded its deadline of {self._inp.timeout.total_seconds():g} s",
-                    stop=True,
-                )
+                deadline = self._inp.timeout.total_seconds()
+                message = f"job exceeded its deadline of {deadline:g} s"
+                return await self._finish(JobStatusEnum.TIMEOUT, message, stop=True)
+            interval = min(self._policy.job_status_polling_interval, remaining)
             with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: self._poll_requested, timeout=min(policy.polling_interval, remaining)
-                )
+                await workflow.wait_condition(lambda: self._poll_requested, timeout=interval)
             self._poll_requested = False
             # An authenticated notification of the end is the agent's own answer: no need to ask.
             reported, self._notified = self._notified, None
             if reported is None:
                 try:
-                    reported = await self._call(AgentActivities.get_job_status, self._job_call())
+                    reported = await call_agent(
+                        self._policy, JobActivities.get_job_status, self._job_call()
+                    )
                 except AgentCallFailed as err:
-                    if err.kind == AGENT_UNKNOWN_JOB:
-                        return await self._finish(
-                            JobStatusEnum.FAILED, f"agent lost the job: {err}"
-                        )
-                    return await self._finish(JobStatusEnum.FAILED, str(err))
+                    lost = err.kind == AGENT_UNKNOWN_JOB
+                    message = f"agent lost the job: {err}" if lost else str(err)
+                    return await self._finish(JobStatusEnum.FAILED, message)
             if reported.status.is_terminal:
                 return await self._finish(reported.status, reported.message, at=reported.timestamp)
             if reported.status is not JobStatusEnum.QUEUED:
                 await self._refresh(reported)
+        # Bounded history: the job goes on in a new run, polling where it left off.
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(self._inp.model_copy(update={"progress": self._progress}))
+
+    async def process_job_results(self, final: JobStatus) -> JobStatus:
+        """Fetch the results, store them with the final status, free the agent: one step."""
+        end = JobEnd(
+            job_id=self._job.job_id,
+            experiment_id=self._job.experiment_id,
+            agent_id=self._job.agent_id,
+            agent_url=self._inp.agent_url if self._phase >= Phase.SENDING else None,
+            status=final,
+            agent_attempts=self._policy.agent_retry_maximum_attempts,
+            release=self._phase >= Phase.WAITING,
+        )
+        retry = agent_retry_policy(self._policy)
+        retry.maximum_attempts = 0  # the activity bounds the agent's tries itself
+        timeout = timedelta(seconds=60 + self._policy.agent_call_timeout)
+        previous = self._job.status.status
+        # Local: the results never enter history. Repeated until storage takes them.
+        self._job = await until_done(
+            f"job {self._job.job_id}: ending it",
+            lambda: workflow.execute_local_activity_method(
+                JobActivities.end_job, end, start_to_close_timeout=timeout, retry_policy=retry
+            ),
+        )
+        self._phase = Phase.ENDED
+        self._publish_status(previous)
+        return self._job.status
+
+    # What the steps are made of
+
+    async def _join_queue(self) -> None:
+        entry = QueueEntry(
+            agent_id=self._job.agent_id,
+            job_id=self._job.job_id,
+            queue_continue_as_new_events=self._policy.queue_continue_as_new_events,
+            queue_holder_check=self._policy.queue_holder_check_interval,
+        )
+        await until_done(
+            f"job {self._job.job_id}: joining its agent's queue",
+            lambda: workflow.execute_local_activity(join_agent_queue, entry, **DURABLE_STEP),
+        )
+        self._phase = max(self._phase, Phase.WAITING)
+
+    async def _send(self) -> AgentStatusEnum | None:
+        """Status, job and ASSIGNED record in one step; None once sent, else the agent's status."""
+        # First: a cancel while the job may be on its way must stop it on the agent.
+        self._phase = Phase.SENDING
+        # Two agent calls and one try at the ASSIGNED record per try.
+        per_try = 2 * self._policy.agent_call_timeout + RECORD_ONCE_TIMEOUT_S
+        try:
+            dispatch = await call_agent(
+                self._policy, JobActivities.dispatch, self._execute_call(), per_try=per_try
+            )
+        except AgentCallFailed as err:
+            if err.kind == AGENT_STATUS_FAILED:  # never asked whether it was idle: nothing sent
+                self._phase = Phase.GRANTED
+            raise
+        if dispatch.sent is None:
+            self._phase = Phase.GRANTED
+            return dispatch.agent
+        if dispatch.stored is None:
+            await self._record(dispatch.sent.status, dispatch.sent.message)
+        else:
+            self._take_record(dispatch.stored, dispatch.sent.status)
+        now = workflow.now()
+        self._progress = JobProgress(
+            dispatched_at=now, deadline=now + self._inp.timeout, last_recorded_at=now
+        )
+        self._phase = Phase.SENT
+        return None
 
     async def _refresh(self, reported: JobStatus) -> None:
         assert self._progress is not None
@@ -254,105 +272,25 @@ class JobWorkflow:
             self._progress.last_recorded_at = workflow.now()
 
     async def _finish(
-        self,
-        status: JobStatusEnum,
-        message: str,
-        *,
-        at: datetime | None = None,
-        stop: bool = False,
+        self, status: JobStatusEnum, message: str, *, at: datetime | None = None, stop: bool = False
     ) -> JobStatus:
-        """Stop the job on its agent if asked, keep its results, record the end, free the agent."""
-        if stop and self._sent:
+        """Stop the job on its agent if asked, then its results and the end."""
+        if stop and self._phase >= Phase.SENDING:
             try:
-                await self._call(AgentActivities.cancel_job, self._job_call())
+                await call_agent(self._policy, JobActivities.cancel_job, self._job_call())
             except AgentCallFailed as err:
                 workflow.logger.warning("job %s: %s", self._job.job_id, err)
-        if self._inp.revision >= 2:
-            return await self._end(
-                JobStatus(status=status, message=message, timestamp=at or workflow.now())
-            )
-        if self._sent:
-            await self._save_results()
-        await self._record(status, message, at=at)
-        self._ended = True
-        await self._release()
-        return self._job.status
-
-    async def _end(self, final: JobStatus) -> JobStatus:
-        """The last steps in one local activity: results, final status, the agent freed."""
-        end = JobEnd(
-            job_id=self._job.job_id,
-            experiment_id=self._job.experiment_id,
-            agent_id=self._job.agent_id,
-            agent_url=self._inp.agent_url if self._sent else None,
-            status=final,
-            agent_attempts=self._inp.policy.retry_maximum_attempts,
-            release=self._in_queue,
-        )
-        retry = self._retry_policy()
-        retry.maximum_attempts = 0  # the activity bounds the agent's tries itself
-        previous = self._job.status.status
-        # Local: the results themselves never enter history. Repeated until storage takes them.
-        self._job = await self._until_done(
-            "ending the job",
-            lambda: workflow.execute_local_activity_method(
-                StorageActivities.end_job,
-                end,
-                start_to_close_timeout=timedelta(seconds=60 + self._inp.policy.agent_call_timeout),
-                retry_policy=retry,
-            ),
-        )
-        self._ended = True
-        self._publish_status(previous)
-        return self._job.status
-
-    async def _save_results(self) -> None:
-        transfer = ResultsTransfer(
-            agent_url=self._inp.agent_url,
-            job_id=self._job.job_id,
-            experiment_id=self._job.experiment_id,
-            agent_attempts=self._inp.policy.retry_maximum_attempts,
-        )
-        retry = self._retry_policy()
-        retry.maximum_attempts = 0  # the activity bounds the agent's tries itself
-        try:
-            # Local: no task-queue round trip, and the results themselves never enter history.
-            # Repeated until storage takes them; only the agent's own failure gives up.
-            await self._until_done(
-                "saving the results",
-                lambda: workflow.execute_local_activity_method(
-                    StorageActivities.transfer_results,
-                    transfer,
-                    start_to_close_timeout=timedelta(
-                        seconds=60 + self._inp.policy.agent_call_timeout
-                    ),
-                    retry_policy=retry,
-                ),
-            )
-        except (ActivityError, ApplicationError) as err:
-            workflow.logger.error(
-                "job %s: results could not be retrieved: %s", self._job.job_id, _cause(err)
-            )
+        final = JobStatus(status=status, message=message, timestamp=at or workflow.now())
+        return await self.process_job_results(final)
 
     async def _release(self) -> None:
-        if not self._in_queue:
+        if self._phase < Phase.WAITING:
             return
-        if self._inp.revision >= 2:
-            release = QueueRelease(agent_id=self._job.agent_id, job_id=self._job.job_id)
-            await self._until_done(
-                "releasing the agent",
-                lambda: workflow.execute_local_activity(
-                    release_agent,
-                    release,
-                    **_DURABLE_STEP,  # type: ignore[arg-type]
-                ),
-            )
-            return
-        queue = workflow.get_external_workflow_handle(queue_workflow_id(self._job.agent_id))
-        try:
-            await queue.signal("release", self._job.job_id)
-        except Exception as err:  # no queue means nothing to release
-            workflow.logger.warning("job %s: release failed: %s", self._job.job_id, err)
+        release = QueueRelease(agent_id=self._job.agent_id, job_id=self._job.job_id)
+        await until_done(
+            f"job {self._job.job_id}: releasing its agent",
+            lambda: workflow.execute_local_activity(release_agent, release, **DURABLE_STEP),
+        )
 
     async def _record(
         self, status: JobStatusEnum, message: str, *, at: datetime | None = None
@@ -362,10 +300,10 @@ class JobWorkflow:
         if (new.status, new.message) == (current.status, current.message):
             return
         record = StatusRecord(job_id=self._job.job_id, status=new)
-        stored = await self._until_done(
-            "recording its status",
+        stored = await until_done(
+            f"job {self._job.job_id}: recording its status",
             lambda: workflow.execute_local_activity_method(
-                StorageActivities.record_job_status, record, **_DURABLE_STEP
+                JobActivities.record_job_status, record, **DURABLE_STEP
             ),
         )
         self._take_record(stored, status)
@@ -383,61 +321,6 @@ class JobWorkflow:
         if self._job.status.status is not before:
             workflow.upsert_search_attributes([JOB_STATUS_KEY.value_set(self._job.status.status)])
 
-    # Plumbing
-
-    async def _until_done(self, what: str, step: Callable[[], Awaitable[R]]) -> R:
-        """Repeat a step that must not be lost (storage, the queue) until it succeeds.
-
-        A local activity's timeout spans its in-worker retries, so a long outage ends it;
-        a durable pause and a new try keep the job going instead of failing it.
-        """
-        while True:
-            try:
-                return await step()
-            except (ActivityError, ApplicationError) as err:
-                if is_cancelled_exception(err):
-                    raise asyncio.CancelledError from err
-                failure = _application_failure(err)
-                if failure is not None and failure.non_retryable:
-                    raise
-                workflow.logger.warning(
-                    "job %s: %s failed, trying again: %s", self._job.job_id, what, _cause(err)
-                )
-                await workflow.sleep(DURABLE_STEP_PAUSE)
-
-    async def _call(
-        self,
-        activity: Callable[[Any, A], Awaitable[R]],
-        arg: A,
-        *,
-        per_try: float | None = None,
-    ) -> R:
-        """Run agent calls as a local activity retried by the job's policy; `per_try` bounds
-        one try in seconds (one agent call's timeout unless given)."""
-        p = self._inp.policy
-        # Each call is bounded by the agent client itself. The SDK's start-to-close of a local
-        # activity spans its in-worker retries, so it must fit them all; otherwise the job
-        # would fail with a bare timeout instead of the last try's error.
-        one_try = (per_try or p.agent_call_timeout) + p.retry_maximum_interval
-        budget = timedelta(seconds=p.retry_maximum_attempts * one_try + 5)
-        try:
-            return await workflow.execute_local_activity_method(
-                activity,
-                arg,
-                start_to_close_timeout=budget,
-                schedule_to_close_timeout=budget,
-                retry_policy=self._retry_policy(),
-            )
-        except (ActivityError, ApplicationError) as err:
-            if is_cancelled_exception(err):
-                raise asyncio.CancelledError from err
-            failure = _application_failure(err)
-            if failure is None:
-                name = getattr(activity, "__name__", "agent call")
-                message = f"{name} failed: the agent did not answer in time ({err})"
-                raise AgentCallFailed(message, None) from err
-            raise AgentCallFailed(failure.message, failure.type) from err
-
     def _execute_call(self) -> ExecuteCall:
         return ExecuteCall(
             agent_url=self._inp.agent_url, job_id=self._job.job_id, spec=self._inp.spec
@@ -445,24 +328,3 @@ class JobWorkflow:
 
     def _job_call(self) -> JobCall:
         return JobCall(agent_url=self._inp.agent_url, job_id=self._job.job_id)
-
-    def _retry_policy(self) -> RetryPolicy:
-        p = self._inp.policy
-        return RetryPolicy(
-            initial_interval=timedelta(seconds=p.retry_initial_interval),
-            maximum_interval=timedelta(seconds=p.retry_maximum_interval),
-            maximum_attempts=p.retry_maximum_attempts,
-            non_retryable_error_types=NON_RETRYABLE,
-        )
-
-
-def _application_failure(err: BaseException) -> ApplicationError | None:
-    """The ApplicationError behind an activity failure (local ones may arrive unwrapped)."""
-    while err is not None and not isinstance(err, ApplicationError):
-        err = err.cause if isinstance(err, ActivityError) else None  # type: ignore[assignment]
-    return err
-
-
-def _cause(err: BaseException) -> str:
-    failure = _application_failure(err)
-    return failure.message if failure is not None else str(err)

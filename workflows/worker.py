@@ -10,12 +10,10 @@ from contextlib import AsyncExitStack
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 
-from activities.agent_calls import AgentActivities
-from activities.dispatch import DispatchActivities
-from activities.queue import grant_agent, join_agent_queue, release_agent
-from activities.storage_writes import StorageActivities
+from activities.agent_queue import HolderCheck, grant_agent, join_agent_queue, release_agent
+from activities.job import JobActivities
 from common.agent_client import AgentUtility
-from common.settings import JobManagerSettings, StorageSettings
+from common.settings import JobManagerSettings, StorageSettings, reveal
 from common.storage import StorageBackend, create_storage
 from common.temporal import connect_temporal
 from workflows.agent_queue import AgentQueueWorkflow
@@ -40,25 +38,21 @@ def build_worker(
     agents: AgentUtility,
     settings: JobManagerSettings,
 ) -> Worker:
-    secret = settings.callback_secret.get_secret_value() if settings.callback_secret else None
-    agent_activities = AgentActivities(agents, settings.callback_base_url, secret)
-    storage_activities = StorageActivities(storage, agents)
-    dispatch = DispatchActivities(agent_activities, storage)
+    job = JobActivities(
+        storage, agents, settings.callback_base_url, reveal(settings.callback_secret)
+    )
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[JobWorkflow, AgentQueueWorkflow],
         workflow_runner=workflow_runner(),
         activities=[
-            agent_activities.get_agent_status,
-            agent_activities.execute_experiment,
-            agent_activities.get_job_status,
-            agent_activities.cancel_job,
-            dispatch.dispatch,
-            storage_activities.record_job_status,
-            storage_activities.transfer_results,
-            storage_activities.end_job,
-            storage_activities.retire_if_closed,
+            job.dispatch,
+            job.get_job_status,
+            job.cancel_job,
+            job.record_job_status,
+            job.end_job,
+            HolderCheck(storage).retire_if_closed,
             join_agent_queue,
             release_agent,
             grant_agent,
@@ -75,12 +69,7 @@ async def run_worker(
         storage = create_storage(storage_settings or StorageSettings())
         await storage.initialize()
         stack.push_async_callback(storage.close)
-        agents = AgentUtility(
-            timeout=settings.agent_call_timeout,
-            token=settings.agent_token.get_secret_value() if settings.agent_token else None,
-            max_response_bytes=settings.agent_max_response_bytes,
-            max_results_bytes=settings.agent_max_results_bytes,
-        )
+        agents = AgentUtility.from_settings(settings)
         stack.push_async_callback(agents.aclose)
         client = await connect_temporal(settings.temporal_namespace, settings.payload_key)
         worker = build_worker(client, storage, agents, settings)

@@ -12,7 +12,7 @@ from api.errors import error_responses
 from api.schemas import JobIdPath
 from common.callbacks import token_is_valid
 from common.models import JobNotification
-from common.settings import JobManagerSettings
+from common.settings import JobManagerSettings, reveal
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -44,7 +44,7 @@ async def notify_job(
     status that is not final or a body naming another job, the workflow asks the agent at once.
     """
     settings: JobManagerSettings = request.app.state.job_settings
-    secret = settings.callback_secret.get_secret_value() if settings.callback_secret else None
+    secret = reveal(settings.callback_secret)
     # Tokens are hex; anything else is refused before the comparison, which takes ASCII only.
     if (token is not None and not token.isascii()) or not token_is_valid(secret, job_id, token):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"invalid callback token for job {job_id}")

@@ -6,7 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from api.dependencies import AgentManagerDep, ConnectionsDep, JobManagerDep, require_temporal
+from api.dependencies import (
+    AgentManagerDep,
+    ConnectionsDep,
+    JobManagerDep,
+    StorageDep,
+    require_temporal,
+)
 from api.errors import error_responses
 from api.job_manager import JobAlreadyFinishedError
 from api.routers import collection_route
@@ -41,7 +47,7 @@ async def create_job(
 
 @collection_route(router, "GET", "", response_model=JobListResponse, responses=error_responses())
 async def list_jobs(
-    manager: JobManagerDep,
+    storage: StorageDep,
     agent_id: IdFilter = None,
     experiment_id: IdFilter = None,
     job_status: Annotated[
@@ -53,7 +59,7 @@ async def list_jobs(
     ] = 0,
 ) -> JobListResponse:
     """Jobs grouped by agent, newest first; filters and paging apply before grouping."""
-    jobs = await manager.list_jobs(
+    jobs = await storage.list_jobs(
         agent_id=agent_id,
         experiment_id=experiment_id,
         status=job_status,
@@ -67,9 +73,9 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobInfo, responses=error_responses(404))
-async def get_job(job_id: JobIdPath, manager: JobManagerDep) -> JobInfo:
+async def get_job(job_id: JobIdPath, storage: StorageDep) -> JobInfo:
     """The job's last recorded status (the durable record, also while Temporal is down)."""
-    return await manager.get_job(job_id)
+    return await storage.get_job(job_id)
 
 
 @router.delete(
@@ -79,19 +85,17 @@ async def get_job(job_id: JobIdPath, manager: JobManagerDep) -> JobInfo:
     responses=error_responses(404, 409),
 )
 async def cancel_job(
-    job_id: JobIdPath, manager: JobManagerDep, connections: ConnectionsDep
+    job_id: JobIdPath, storage: StorageDep, manager: JobManagerDep, connections: ConnectionsDep
 ) -> Response:
     """Cancel a job: a queued one leaves the queue, a running one is stopped on its agent.
 
     The job ends CANCELLED shortly after this answer. Already finished: 409.
     """
-    job = await manager.get_job(job_id)
+    job = await storage.get_job(job_id)
     if job.status.status.is_terminal:
-        raise _finished(job_id, f"status {job.status.status.value}")
+        raise JobAlreadyFinishedError(
+            f"job {job_id} already finished (status {job.status.status.value}): nothing to cancel"
+        )
     await connections.require_temporal()
     await manager.cancel_job(job_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-def _finished(job_id: str, what: str) -> JobAlreadyFinishedError:
-    return JobAlreadyFinishedError(f"job {job_id} already finished ({what}): nothing to cancel")

@@ -116,23 +116,8 @@ class StorageBackend(abc.ABC):
     async def get_running_job(self, agent_id: str) -> JobInfo | None: ...
 
     @abc.abstractmethod
-    async def set_running_job(self, job: JobInfo) -> None:
-        """Make `job` the agent's running job; ConflictError if another job is running."""
-
-    @abc.abstractmethod
-    async def update_running_job(self, agent_id: str, status: JobStatus) -> None:
-        """Update the status and timestamp of the agent's running job; NotFoundError if none."""
-
-    @abc.abstractmethod
-    async def clear_running_job(self, agent_id: str) -> None:
-        """The agent has no running job any more (its job leaves every set)."""
-
-    @abc.abstractmethod
     async def get_queued_jobs(self, agent_id: str) -> list[JobInfo]:
         """In FIFO order: first appended first."""
-
-    @abc.abstractmethod
-    async def append_queued_job(self, job: JobInfo) -> None: ...
 
     @abc.abstractmethod
     async def remove_queued_job(self, agent_id: str, job_id: str) -> None:
@@ -142,13 +127,7 @@ class StorageBackend(abc.ABC):
     async def get_completed_jobs(self, agent_id: str) -> list[JobInfo]: ...
 
     @abc.abstractmethod
-    async def add_completed_job(self, job: JobInfo) -> None: ...
-
-    @abc.abstractmethod
     async def get_failed_jobs(self, agent_id: str) -> list[JobInfo]: ...
-
-    @abc.abstractmethod
-    async def add_failed_job(self, job: JobInfo) -> None: ...
 
     # Jobs: what the orchestration and the API need
 

@@ -1,0 +1,1 @@
+"""Tests of what ships: the compose file, the image, the examples, the README's commands."""

@@ -1,0 +1,1 @@
+"""Tests of the workflows on the real Temporal dev server and the time-skipping server."""

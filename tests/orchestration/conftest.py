@@ -148,13 +148,13 @@ async def new_experiment(
 
 
 async def wait_for_status(
-    manager: JobManager,
+    storage: StorageBackend,
     job_id: str,
     *statuses: JobStatusEnum,
     timeout: float = 30.0,
 ) -> JobInfo:
     async def reached() -> JobInfo | None:
-        job = await manager.get_job(job_id)
+        job = await storage.get_job(job_id)
         return job if job.status.status in statuses else None
 
     names = "/".join(s.value for s in statuses)

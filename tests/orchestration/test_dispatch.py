@@ -30,7 +30,7 @@ async def test_agent_registered_unavailable_fails_the_job(
     await register(storage, "gone-agent", "http://127.0.0.1:9", AgentStatusEnum.UNAVAILABLE)
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, "gone-agent")
-    job = await wait_for_status(job_manager, job.job_id, FAILED)
+    job = await wait_for_status(storage, job.job_id, FAILED)
     assert job.status.message == "agent unavailable"
     assert await sets_holding(storage, job) == ["failed"]
 
@@ -41,7 +41,7 @@ async def test_agent_status_call_failing_after_retries_fails_the_job(
     await fake_agent.control(status_mode="error500")
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
-    job = await wait_for_status(job_manager, job.job_id, FAILED)
+    job = await wait_for_status(storage, job.job_id, FAILED)
     assert "get_agent_status failed" in job.status.message
     assert "HTTP 500" in job.status.message
     assert await sets_holding(storage, job) == ["failed"]
@@ -55,7 +55,7 @@ async def test_unreachable_agent_fails_with_the_cause(
     await register(storage, "nobody-home", "http://127.0.0.1:9")
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, "nobody-home")
-    job = await wait_for_status(job_manager, job.job_id, FAILED)
+    job = await wait_for_status(storage, job.job_id, FAILED)
     assert "get_agent_status failed: cannot reach http://127.0.0.1:9" in job.status.message
 
 
@@ -65,7 +65,7 @@ async def test_agent_in_error_fails_the_job(
     await fake_agent.control(agent_status="error")
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
-    job = await wait_for_status(job_manager, job.job_id, FAILED)
+    job = await wait_for_status(storage, job.job_id, FAILED)
     assert job.status.message == "agent reported status error"
     assert await fake_agent.executed() == []
 
@@ -78,17 +78,17 @@ async def test_busy_agent_queues_the_job_until_it_turns_idle(
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
 
     async def busy() -> bool:
-        j = await job_manager.get_job(job.job_id)
+        j = await storage.get_job(job.job_id)
         return j.status.message == "agent busy with other work"
 
     await wait_until(busy, what="the job to wait for the busy agent")
-    current = await job_manager.get_job(job.job_id)
+    current = await storage.get_job(job.job_id)
     assert current.status.status is Q
     assert await sets_holding(storage, current) == ["queued"]
     assert await fake_agent.executed() == []
 
     await fake_agent.control(agent_status="auto")  # the outside work ends; nobody tells us
-    done = await wait_for_status(job_manager, job.job_id, DONE)
+    done = await wait_for_status(storage, job.job_id, DONE)
     assert await sets_holding(storage, done) == ["completed"]
     assert await fake_agent.executed() == [job.job_id]
 
@@ -99,13 +99,13 @@ async def test_idle_agent_gets_the_job_recorded_as_its_running_job(
     await fake_agent.control(job_duration=None)
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
-    running = await wait_for_status(job_manager, job.job_id, A, R)
+    running = await wait_for_status(storage, job.job_id, A, R)
     stored = await storage.get_running_job(fake_agent.agent_id)
     assert stored is not None and stored.job_id == job.job_id
     assert await sets_holding(storage, running) == ["running"]
 
     await fake_agent.finish(job.job_id)
-    done = await wait_for_status(job_manager, job.job_id, DONE)
+    done = await wait_for_status(storage, job.job_id, DONE)
     assert await sets_holding(storage, done) == ["completed"]
     results = await storage.get_job_results(job.job_id)
     assert results["metrics"] == {"answer": 42}
@@ -119,7 +119,7 @@ async def test_execute_rejected_fails_the_job(
     await fake_agent.control(execute_mode="reject400")
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
-    job = await wait_for_status(job_manager, job.job_id, FAILED)
+    job = await wait_for_status(storage, job.job_id, FAILED)
     assert "execute_experiment failed" in job.status.message
     assert "HTTP 400" in job.status.message
     assert await sets_holding(storage, job) == ["failed"]
@@ -134,12 +134,12 @@ async def test_a_job_whose_execute_answer_was_lost_runs_once_and_is_recorded_run
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
     # The retry finds the agent busy with this very job: sent, not "busy with other work".
-    running = await wait_for_status(job_manager, job.job_id, A, R)
+    running = await wait_for_status(storage, job.job_id, A, R)
     assert await sets_holding(storage, running) == ["running"]
     assert await fake_agent.executed() == [job.job_id, job.job_id]
 
     await fake_agent.finish(job.job_id)
-    await wait_for_status(job_manager, job.job_id, DONE)
+    await wait_for_status(storage, job.job_id, DONE)
 
 
 class RefusesFirstAssigned:
@@ -170,10 +170,10 @@ async def test_an_assigned_record_storage_refuses_at_dispatch_is_written_by_the_
         await fake_agent.control(job_duration=None)
         exp = await new_experiment(storage)
         job = await manager.create_job(exp.id, fake_agent.agent_id)
-        running = await wait_for_status(manager, job.job_id, A, R)
+        running = await wait_for_status(storage, job.job_id, A, R)
         assert refusing.refused == [job.job_id]
         assert await sets_holding(storage, running) == ["running"]
         await fake_agent.finish(job.job_id)
-        await wait_for_status(manager, job.job_id, DONE)
+        await wait_for_status(storage, job.job_id, DONE)
     await agents.aclose()
     assert await fake_agent.executed() == [job.job_id]

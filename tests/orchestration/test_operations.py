@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from temporalio.client import Client
 
+from activities.agent_queue import QueueState, queue_workflow_id
 from api.job_manager import JobManager
-from common.jobs import JobUtility
+from common.job_ids import JobUtility
 from common.models import JobStatusEnum
 from common.settings import JobManagerSettings
 from common.storage import NotFoundError, StorageBackend
@@ -18,7 +19,6 @@ from tests.orchestration.conftest import (
 )
 from tests.support.stack import FakeAgent, wait_until
 from workflows.agent_queue import AgentQueueWorkflow
-from workflows.types import QueueState, queue_workflow_id
 
 DONE = JobStatusEnum.COMPLETED
 
@@ -32,7 +32,7 @@ async def test_operators_find_jobs_by_agent_experiment_and_status(
 ) -> None:
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
-    await wait_for_status(job_manager, job.job_id, DONE)
+    await wait_for_status(storage, job.job_id, DONE)
     query = (
         f'RuckusAgentId="{fake_agent.agent_id}" and RuckusExperimentId="{exp.id}" '
         'and RuckusJobStatus="completed" and WorkflowType="JobWorkflow"'
@@ -53,7 +53,7 @@ async def test_a_quick_job_costs_well_under_100_history_events(
 ) -> None:
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
-    await wait_for_status(job_manager, job.job_id, DONE)
+    await wait_for_status(storage, job.job_id, DONE)
     handle = client.get_workflow_handle(job.job_id)
     await handle.result()
     events = [e async for e in handle.fetch_history_events()]
@@ -69,13 +69,13 @@ async def test_a_taken_job_id_is_drawn_again_and_nothing_is_overwritten(
 ) -> None:
     exp = await new_experiment(storage)
     first = await job_manager.create_job(exp.id, fake_agent.agent_id)
-    await wait_for_status(job_manager, first.job_id, DONE)
+    await wait_for_status(storage, first.job_id, DONE)
     draws = iter([first.job_id, first.job_id, "job_99999999"])
     monkeypatch.setattr(JobUtility, "generate_job_id", staticmethod(lambda: next(draws)))
     second = await job_manager.create_job(exp.id, fake_agent.agent_id)
     assert second.job_id == "job_99999999"
-    await wait_for_status(job_manager, second.job_id, DONE)
-    kept = await job_manager.get_job(first.job_id)
+    await wait_for_status(storage, second.job_id, DONE)
+    kept = await storage.get_job(first.job_id)
     assert kept.created_time == first.created_time and kept.status.status is DONE
     assert await fake_agent.executed() == [first.job_id, second.job_id]
 
@@ -93,7 +93,7 @@ async def test_long_job_continues_as_new_and_finishes_once(
 
     await wait_until(continued_twice, what="two continue-as-new of the job")
     await fake_agent.finish(job.job_id)
-    done = await wait_for_status(manager, job.job_id, DONE)
+    done = await wait_for_status(storage, job.job_id, DONE)
     assert await sets_holding(storage, done) == ["completed"]
     assert (await storage.get_job_results(job.job_id))["status"] == "completed"
     assert await fake_agent.executed() == [job.job_id]
@@ -107,7 +107,7 @@ async def test_long_queue_continues_as_new_without_losing_or_repeating_a_job(
     exp = await new_experiment(storage)
     jobs = [await manager.create_job(exp.id, fake_agent.agent_id) for _ in range(12)]
     for job in jobs:
-        await wait_for_status(manager, job.job_id, DONE, timeout=60)
+        await wait_for_status(storage, job.job_id, DONE, timeout=60)
     queue_id = queue_workflow_id(fake_agent.agent_id)
     assert await _runs(client, queue_id) >= 2
     assert await fake_agent.executed() == [j.job_id for j in jobs]
@@ -139,6 +139,6 @@ async def test_an_id_temporal_remembers_is_never_reused(
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
     assert job.job_id == "job_77777777"
-    await wait_for_status(job_manager, job.job_id, DONE)
+    await wait_for_status(storage, job.job_id, DONE)
     with pytest.raises(NotFoundError):
-        await job_manager.get_job("job_88888888")
+        await storage.get_job("job_88888888")

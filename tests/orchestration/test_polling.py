@@ -26,15 +26,15 @@ async def test_agent_reported_failure_goes_to_the_failed_set_with_its_results(
     await fake_agent.control(job_duration=None)
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
-    await wait_for_status(job_manager, job.job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
+    await wait_for_status(storage, job.job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
     await fake_agent.finish(job.job_id, ending)
-    ended = await wait_for_status(job_manager, job.job_id, JobStatusEnum(ending))
+    ended = await wait_for_status(storage, job.job_id, JobStatusEnum(ending))
     assert await sets_holding(storage, ended) == ["failed"]
     assert (await storage.get_job_results(job.job_id))["status"] == ending
     # The agent is released: the next job runs.
     await fake_agent.control(job_duration=0.0)
     nxt = await job_manager.create_job(exp.id, fake_agent.agent_id)
-    await wait_for_status(job_manager, nxt.job_id, DONE)
+    await wait_for_status(storage, nxt.job_id, DONE)
 
 
 async def test_agent_saying_queued_is_polled_and_never_sent_again(
@@ -48,10 +48,10 @@ async def test_agent_saying_queued_is_polled_and_never_sent_again(
         return len([e for e in await fake_agent.log() if e["call"] == "job_status"]) >= 3
 
     await wait_until(polled_three_times, what="three polls answered 'queued'")
-    assert (await job_manager.get_job(job.job_id)).status.status is JobStatusEnum.ASSIGNED
+    assert (await storage.get_job(job.job_id)).status.status is JobStatusEnum.ASSIGNED
     await fake_agent.control(job_report=None)
     await fake_agent.finish(job.job_id)
-    await wait_for_status(job_manager, job.job_id, DONE)
+    await wait_for_status(storage, job.job_id, DONE)
     assert await fake_agent.executed() == [job.job_id]
 
 
@@ -61,7 +61,7 @@ async def test_results_call_failing_leaves_the_job_completed(
     await fake_agent.control(results_mode="error500")
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
-    done = await wait_for_status(job_manager, job.job_id, DONE)
+    done = await wait_for_status(storage, job.job_id, DONE)
     assert await sets_holding(storage, done) == ["completed"]
     with pytest.raises(NotFoundError):
         await storage.get_job_results(job.job_id)
@@ -75,11 +75,11 @@ async def test_agent_forgetting_the_job_fails_it_with_a_clear_message(
     await fake_agent.control(job_duration=None)
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
-    await wait_for_status(job_manager, job.job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
+    await wait_for_status(storage, job.job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
     # A restart wipes this agent's memory of its jobs.
     fake_agent.kill()
     await fake_agent.start_and_wait()
-    failed = await wait_for_status(job_manager, job.job_id, FAILED, timeout=60)
+    failed = await wait_for_status(storage, job.job_id, FAILED, timeout=60)
     assert "agent lost the job" in failed.status.message
 
 
@@ -89,7 +89,7 @@ async def test_job_past_its_deadline_is_stopped_and_ends_timeout(
     await fake_agent.control(job_duration=None)
     exp = await new_experiment(storage, timeout_seconds=1)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
-    ended = await wait_for_status(job_manager, job.job_id, JobStatusEnum.TIMEOUT)
+    ended = await wait_for_status(storage, job.job_id, JobStatusEnum.TIMEOUT)
     assert "deadline of 1 s" in ended.status.message
     assert await sets_holding(storage, ended) == ["failed"]
     cancels = [e for e in await fake_agent.log() if e["call"] == "cancel"]
@@ -109,7 +109,7 @@ async def test_an_agent_that_stops_answering_fails_the_job_naming_the_call(
     await fake_agent.control(job_duration=None)
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
-    await wait_for_status(job_manager, job.job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
+    await wait_for_status(storage, job.job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
     await fake_agent.control(job_status_mode="hang")
-    failed = await wait_for_status(job_manager, job.job_id, FAILED, timeout=60)
+    failed = await wait_for_status(storage, job.job_id, FAILED, timeout=60)
     assert failed.status.message.startswith("get_job_status failed: timed out calling")

@@ -29,7 +29,7 @@ async def test_twenty_concurrent_jobs_run_one_at_a_time_in_submission_order(
         *(job_manager.create_job(exp.id, fake_agent.agent_id) for _ in range(20))
     )
     for job in jobs:
-        await wait_for_status(job_manager, job.job_id, DONE, timeout=60)
+        await wait_for_status(storage, job.job_id, DONE, timeout=60)
 
     submitted = [j.job_id for j in sorted(jobs, key=lambda j: j.created_time)]
     log = await fake_agent.log()
@@ -37,7 +37,7 @@ async def test_twenty_concurrent_jobs_run_one_at_a_time_in_submission_order(
     assert [e["job_id"] for e in executes] == submitted  # each once, in order
     assert all(e["concurrent"] == [] for e in executes)  # never a second job while one runs
     for job in jobs:
-        assert await sets_holding(storage, await job_manager.get_job(job.job_id)) == ["completed"]
+        assert await sets_holding(storage, await storage.get_job(job.job_id)) == ["completed"]
 
 
 async def test_cancel_a_queued_job_and_a_running_job(
@@ -48,18 +48,18 @@ async def test_cancel_a_queued_job_and_a_running_job(
     first = await job_manager.create_job(exp.id, fake_agent.agent_id)
     second = await job_manager.create_job(exp.id, fake_agent.agent_id)
     third = await job_manager.create_job(exp.id, fake_agent.agent_id)
-    await wait_for_status(job_manager, first.job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
+    await wait_for_status(storage, first.job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
 
     snapshot = await job_manager.agent_queue(fake_agent.agent_id)
     assert snapshot.running == first.job_id
     assert snapshot.queued == [second.job_id, third.job_id]
 
     await job_manager.cancel_job(second.job_id)
-    cancelled = await wait_for_status(job_manager, second.job_id, CANCELLED)
+    cancelled = await wait_for_status(storage, second.job_id, CANCELLED)
     assert await sets_holding(storage, cancelled) == ["failed"]
 
     await job_manager.cancel_job(first.job_id)
-    stopped = await wait_for_status(job_manager, first.job_id, CANCELLED)
+    stopped = await wait_for_status(storage, first.job_id, CANCELLED)
     assert await sets_holding(storage, stopped) == ["failed"]
     cancels = [e["job_id"] for e in await fake_agent.log() if e["call"] == "cancel"]
     assert cancels == [first.job_id]
@@ -68,7 +68,7 @@ async def test_cancel_a_queued_job_and_a_running_job(
     await wait_until(lambda: _executed_includes(fake_agent, third.job_id), what="third job")
     assert await fake_agent.executed() == [first.job_id, third.job_id]
     await fake_agent.finish(third.job_id)
-    await wait_for_status(job_manager, third.job_id, DONE)
+    await wait_for_status(storage, third.job_id, DONE)
 
     async def agent_free() -> bool:
         # The job releases its agent right after recording its end.
@@ -91,15 +91,15 @@ async def test_a_job_whose_workflow_is_terminated_frees_its_agent_for_the_next(
     exp = await new_experiment(storage)
     first = await manager.create_job(exp.id, fake_agent.agent_id)
     second = await manager.create_job(exp.id, fake_agent.agent_id)
-    await wait_for_status(manager, first.job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
+    await wait_for_status(storage, first.job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
     await client.get_workflow_handle(first.job_id).terminate(reason="operator")
 
-    failed = await wait_for_status(manager, first.job_id, JobStatusEnum.FAILED)
+    failed = await wait_for_status(storage, first.job_id, JobStatusEnum.FAILED)
     assert "terminated" in failed.status.message
     assert await sets_holding(storage, failed) == ["failed"]
     # The agent still runs the orphaned job; once it is done, the next job gets the agent.
     await fake_agent.control(job_duration=0.05)
     await fake_agent.finish(first.job_id)
-    await wait_for_status(manager, second.job_id, DONE)
+    await wait_for_status(storage, second.job_id, DONE)
     snapshot = await manager.agent_queue(fake_agent.agent_id)
     assert (snapshot.running, snapshot.queued) == (None, [])

@@ -67,7 +67,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[tuple[Stack, JobManager, Storag
 async def _long_job(manager: JobManager, storage: StorageBackend, seconds: float) -> Any:
     exp = await new_experiment(storage, min_duration_seconds=seconds)
     job = await manager.create_job(exp.id, "real-1")
-    await wait_status(manager, job.job_id, *RUNNING, timeout=60)
+    await wait_status(storage, job.job_id, *RUNNING, timeout=60)
     return job
 
 
@@ -78,7 +78,7 @@ async def test_worker_killed_while_a_job_runs(
     job = await _long_job(manager, storage, seconds=4)
     s.worker.kill()
     s.worker.start()
-    done = await wait_status(manager, job.job_id, JobStatusEnum.COMPLETED, timeout=90)
+    done = await wait_status(storage, job.job_id, JobStatusEnum.COMPLETED, timeout=90)
     results = await storage.get_job_results(job.job_id)
     assert results["status"] == "completed"
     assert results["metrics"]
@@ -93,7 +93,7 @@ async def test_temporal_server_restarts_on_its_database(
     job = await _long_job(manager, storage, seconds=4)
     s.temporal.kill()
     await s.temporal.start_and_wait()
-    await wait_status(manager, job.job_id, JobStatusEnum.COMPLETED, timeout=120)
+    await wait_status(storage, job.job_id, JobStatusEnum.COMPLETED, timeout=120)
     assert (await storage.get_job_results(job.job_id))["status"] == "completed"
     assert _executions(s, job.job_id) == 1
 

@@ -61,7 +61,7 @@ async def test_an_hour_long_job_at_default_polling_ends_timeout_at_its_deadline(
         exp = await new_experiment(storage)  # no timeout in the spec: the default hour applies
         job = await manager.create_job(exp.id, fake_agent.agent_id)
         await env.sleep(timedelta(hours=1, minutes=2))
-        stored = await wait_for_status(manager, job.job_id, JobStatusEnum.TIMEOUT)
+        stored = await wait_for_status(storage, job.job_id, JobStatusEnum.TIMEOUT)
     await agents.aclose()
     assert "deadline of 3600 s" in stored.status.message
     assert await sets_holding(storage, stored) == ["failed"]

@@ -1,0 +1,1 @@
+"""Tests of hostile input, secrets, auth, fuzzing and payload encryption."""

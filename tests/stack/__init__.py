@@ -1,0 +1,1 @@
+"""Tests of `ruckus dev`, the whole local stack."""

@@ -1,0 +1,1 @@
+"""The storage contract, run on SQLite files and on PostgreSQL."""

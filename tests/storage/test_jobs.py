@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from common.models import TERMINAL_JOB_STATUSES, JobStatusEnum
+from common.models import TERMINAL_JOB_STATUSES, JobInfo, JobStatusEnum
 from common.storage import (
     AlreadyExistsError,
     ConflictError,
@@ -18,7 +18,7 @@ from common.storage import (
     StorageBackend,
 )
 from common.storage.schema import jobs
-from tests.storage.helpers import T0, assert_gone, assert_in_one_set, make_job, status_of
+from tests.storage.helpers import T0, assert_in_one_set, make_job, status_of
 
 S = JobStatusEnum
 NON_TERMINAL = [S.QUEUED, S.ASSIGNED, S.RUNNING]
@@ -59,8 +59,6 @@ async def test_unknown_jobs_raise_not_found(storage: StorageBackend) -> None:
         await storage.get_job("job_none")
     with pytest.raises(NotFoundError):
         await storage.record_job_status("job_none", status_of(S.RUNNING))
-    with pytest.raises(NotFoundError):
-        await storage.update_running_job("agent-1", status_of(S.RUNNING))
     with pytest.raises(NotFoundError):
         await storage.remove_queued_job("agent-1", "job_none")
 
@@ -135,11 +133,8 @@ async def test_terminal_states_are_final(storage: StorageBackend, terminal: JobS
     for status in S:
         later = status_of(status, at=T0 + timedelta(days=1), message="late report")
         assert await storage.record_job_status("job_1", later) == final
-    job = make_job("job_1", at=T0 + timedelta(days=1))
-    await storage.set_running_job(job.model_copy(update={"status": status_of(S.RUNNING)}))
-    await storage.append_queued_job(job)
-    await storage.add_completed_job(job.model_copy(update={"status": status_of(S.COMPLETED)}))
-    await storage.add_failed_job(job.model_copy(update={"status": status_of(S.TIMEOUT)}))
+    with pytest.raises(AlreadyExistsError):
+        await storage.create_job(make_job("job_1", at=T0 + timedelta(days=1)))
     assert await assert_in_one_set(storage, "job_1", terminal) == final
 
 
@@ -162,8 +157,6 @@ async def test_a_second_running_job_is_refused_by_every_path(storage: SQLStorage
 
     with pytest.raises(ConflictError, match="job_1"):
         await storage.record_job_status("job_2", status_of(S.ASSIGNED))
-    with pytest.raises(ConflictError, match="job_1"):
-        await storage.set_running_job(make_job("job_2", S.RUNNING))
     with pytest.raises(ConflictError, match="job_1"):
         await storage.create_job(make_job("job_3", S.ASSIGNED))
     await assert_in_one_set(storage, "job_1", S.RUNNING)
@@ -207,107 +200,14 @@ async def test_the_schema_itself_refuses_a_second_running_job(
 async def test_racing_writers_leave_one_running_job(storage: StorageBackend) -> None:
     candidates = [make_job(f"job_{n}", S.RUNNING) for n in range(12)]
     outcomes = await asyncio.gather(
-        *(storage.set_running_job(job) for job in candidates), return_exceptions=True
+        *(storage.create_job(job) for job in candidates), return_exceptions=True
     )
-    assert sum(outcome is None for outcome in outcomes) == 1
-    assert all(isinstance(o, ConflictError) for o in outcomes if o is not None)
-    winner = candidates[outcomes.index(None)]
+    won = [o for o in outcomes if isinstance(o, JobInfo)]
+    assert len(won) == 1
+    assert all(isinstance(o, ConflictError) for o in outcomes if o not in won)
+    winner = won[0]
     assert await storage.get_running_job("agent-1") == winner
     assert len(await storage.list_jobs()) == 1
-
-
-# The seed's per-agent operations
-
-
-async def test_set_and_update_running_job(storage: StorageBackend) -> None:
-    assert await storage.get_running_job("agent-1") is None
-    await storage.append_queued_job(make_job("job_1", S.QUEUED))
-    job = make_job("job_1", S.ASSIGNED)
-    await storage.set_running_job(job)
-    await storage.set_running_job(job)  # a repeat is harmless
-    assert await storage.get_running_job("agent-1") == job
-    await assert_in_one_set(storage, "job_1", S.ASSIGNED)
-
-    running = status_of(S.RUNNING, at=T0 + timedelta(minutes=3), message="warming up")
-    await storage.update_running_job("agent-1", running)
-    await storage.update_running_job("agent-1", running)
-    assert (await assert_in_one_set(storage, "job_1", S.RUNNING)).status == running
-
-    with pytest.raises(ValueError, match="running"):
-        await storage.update_running_job("agent-1", status_of(S.COMPLETED))
-    with pytest.raises(ValueError, match="running"):
-        await storage.set_running_job(make_job("job_1", S.QUEUED))
-
-
-async def test_clear_running_job_deletes_only_the_running_job(storage: StorageBackend) -> None:
-    """Clearing removes the job from every set, so it is no longer stored; nothing else moves."""
-    await storage.create_job(make_job("job_1", S.RUNNING))
-    await storage.create_job(make_job("job_2", S.QUEUED))
-    await storage.create_job(make_job("job_3", S.COMPLETED))
-    await storage.save_experiment_results("exp-1", {"job_id": "job_1", "partial": True})
-
-    await storage.clear_running_job("agent-1")
-    await storage.clear_running_job("agent-1")  # nothing running: nothing to do
-
-    assert await storage.get_running_job("agent-1") is None
-    await assert_gone(storage, "job_1")
-    await assert_in_one_set(storage, "job_2", S.QUEUED)
-    await assert_in_one_set(storage, "job_3", S.COMPLETED)
-    assert await storage.get_job_results("job_1") == {"job_id": "job_1", "partial": True}
-    await storage.record_job_status("job_2", status_of(S.RUNNING))  # the agent is free
-
-
-async def test_seed_flow_moves_a_job_through_the_sets(storage: StorageBackend) -> None:
-    """The seed's JobManager: queue, dequeue, run, then file the job as completed."""
-    queued = make_job("job_1", S.QUEUED)
-    await storage.append_queued_job(queued)
-    await storage.append_queued_job(queued)
-    await assert_in_one_set(storage, "job_1", S.QUEUED)
-
-    await storage.remove_queued_job("agent-1", "job_1")
-    await assert_gone(storage, "job_1")
-    await storage.set_running_job(make_job("job_1", S.ASSIGNED))
-    await assert_in_one_set(storage, "job_1", S.ASSIGNED)
-
-    completed = make_job("job_1", S.COMPLETED, at=T0 + timedelta(hours=1))
-    await storage.add_completed_job(completed)
-    await storage.add_completed_job(completed)
-    await storage.clear_running_job("agent-1")  # already out of the running set
-    assert await storage.get_completed_jobs("agent-1") == [completed]
-    await assert_in_one_set(storage, "job_1", S.COMPLETED)
-
-
-@pytest.mark.parametrize("status", [S.FAILED, S.CANCELLED, S.TIMEOUT])
-async def test_add_failed_job_files_every_failure_kind(
-    storage: StorageBackend, status: JobStatusEnum
-) -> None:
-    await storage.create_job(make_job("job_1", S.RUNNING))
-    failed = make_job("job_1", status, message="agent said no")
-    await storage.add_failed_job(failed)
-    await storage.add_failed_job(failed)
-    await storage.add_failed_job(make_job("job_2", status))  # unknown jobs are added
-    assert await storage.get_failed_jobs("agent-1") == [failed, make_job("job_2", status)]
-    await assert_in_one_set(storage, "job_1", status)
-    assert await storage.get_running_job("agent-1") is None
-
-
-async def test_set_operations_refuse_a_status_of_another_set(storage: StorageBackend) -> None:
-    with pytest.raises(ValueError):
-        await storage.append_queued_job(make_job("job_1", S.RUNNING))
-    with pytest.raises(ValueError):
-        await storage.add_completed_job(make_job("job_1", S.FAILED))
-    with pytest.raises(ValueError):
-        await storage.add_failed_job(make_job("job_1", S.COMPLETED))
-    assert await storage.list_jobs() == []
-
-
-async def test_set_operations_never_merge_two_different_jobs(storage: StorageBackend) -> None:
-    await storage.create_job(make_job("job_1", S.QUEUED))
-    with pytest.raises(ConflictError, match="agent-1"):
-        await storage.add_failed_job(make_job("job_1", S.FAILED, agent_id="agent-2"))
-    with pytest.raises(ConflictError, match="exp-1"):
-        await storage.set_running_job(make_job("job_1", S.RUNNING, experiment_id="exp-2"))
-    await assert_in_one_set(storage, "job_1", S.QUEUED)
 
 
 async def test_remove_queued_job_only_removes_that_agents_queued_job(

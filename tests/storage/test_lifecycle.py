@@ -49,8 +49,8 @@ async def test_data_survives_close_and_a_new_backend(
     storage: SQLStorageBackend, storage_url: str
 ) -> None:
     await storage.create_job(make_job("job_1", JobStatusEnum.RUNNING))
-    await storage.append_queued_job(make_job("job_2"))
-    await storage.append_queued_job(make_job("job_3"))
+    await storage.create_job(make_job("job_2"))
+    await storage.create_job(make_job("job_3"))
     await storage.save_experiment_results("exp-1", {"job_id": "job_0", "metrics": {"x": 1}})
     await storage.close()
 
@@ -61,7 +61,7 @@ async def test_data_survives_close_and_a_new_backend(
         assert [j.job_id for j in await reopened.get_queued_jobs("agent-1")] == ["job_2", "job_3"]
         assert await reopened.get_job_results("job_0") == {"job_id": "job_0", "metrics": {"x": 1}}
         # The queue continues behind what was there before.
-        await reopened.append_queued_job(make_job("job_4"))
+        await reopened.create_job(make_job("job_4"))
         queued = [j.job_id for j in await reopened.get_queued_jobs("agent-1")]
         assert queued == ["job_2", "job_3", "job_4"]
     finally:

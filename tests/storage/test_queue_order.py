@@ -40,11 +40,10 @@ async def assert_fifo_by_position(storage: SQLStorageBackend, expected_ids: set[
 async def test_sequential_appends_keep_exact_order(storage: SQLStorageBackend) -> None:
     ids = [f"job_{n:03d}" for n in (5, 3, 9, 1, 7, 2, 8, 4, 6, 0)]  # not the id order
     for job_id in ids:
-        await storage.append_queued_job(make_job(job_id))
+        await storage.create_job(make_job(job_id))
     assert await assert_fifo_by_position(storage, set(ids)) == ids
 
-    # A repeat keeps the job's place; a job that left the queue and comes back goes last.
-    await storage.append_queued_job(make_job(ids[0]))
+    # A job that left the queue and comes back goes last.
     await storage.record_job_status(ids[1], status_of(JobStatusEnum.RUNNING))
     await storage.record_job_status(ids[1], status_of(JobStatusEnum.QUEUED, message="again"))
     expected = [ids[0], *ids[2:], ids[1]]
@@ -57,7 +56,7 @@ async def test_200_concurrent_appends_are_all_queued_once_in_position_order(
     finished: list[str] = []
 
     async def append(job_id: str) -> None:
-        await storage.append_queued_job(make_job(job_id))
+        await storage.create_job(make_job(job_id))
         finished.append(job_id)
 
     ids = [f"job_{n:03d}" for n in range(200)]
@@ -73,8 +72,8 @@ async def test_a_later_wave_of_appends_queues_behind_an_earlier_one(
 ) -> None:
     first = [f"job_a{n:02d}" for n in range(50)]
     second = [f"job_b{n:02d}" for n in range(50)]
-    await asyncio.gather(*(storage.append_queued_job(make_job(job_id)) for job_id in first))
-    await asyncio.gather(*(storage.append_queued_job(make_job(job_id)) for job_id in second))
+    await asyncio.gather(*(storage.create_job(make_job(job_id)) for job_id in first))
+    await asyncio.gather(*(storage.create_job(make_job(job_id)) for job_id in second))
     order = await assert_fifo_by_position(storage, {*first, *second})
     assert set(order[:50]) == set(first)
 

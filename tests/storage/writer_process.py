@@ -22,10 +22,10 @@ async def main(url: str, name: str, count: int) -> dict[str, object]:
     await asyncio.to_thread(sys.stdin.readline)
     got_running_slot = False
     for n in range(count):
-        await storage.append_queued_job(make_job(f"job_{name}_{n:02d}"))
+        await storage.create_job(make_job(f"job_{name}_{n:02d}"))
         if n == count // 2:
             try:
-                await storage.set_running_job(make_job(f"job_{name}_run", JobStatusEnum.RUNNING))
+                await storage.create_job(make_job(f"job_{name}_run", JobStatusEnum.RUNNING))
                 got_running_slot = True
             except ConflictError:
                 pass

@@ -1,0 +1,1 @@
+"""What tests start and steer: processes on free ports, a Temporal dev server, fake agents."""
