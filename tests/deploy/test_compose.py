@@ -117,9 +117,10 @@ def test_the_dockerfile_copies_every_package_and_installs_the_project() -> None:
 def compose_command() -> list[str]:
     """`docker compose` where the plugin exists, else `docker-compose` (scripts/ensure-compose.sh
     installs it for `make test`)."""
-    plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    if shutil.which("docker") and plugin.returncode == 0:
-        return ["docker", "compose"]
+    docker = shutil.which("docker")
+    plugin = docker and subprocess.run([docker, "compose", "version"], capture_output=True)
+    if docker and plugin and plugin.returncode == 0:
+        return [docker, "compose"]
     legacy = shutil.which("docker-compose")
     assert legacy, "no `docker compose` nor `docker-compose`: run scripts/ensure-compose.sh"
     return [legacy]
