@@ -266,6 +266,8 @@ class AgentInfo(WireModel):
     system_info: dict[str, Any] = Field(default_factory=dict)
     capabilities: dict[str, Any] = Field(default_factory=dict)
     last_updated: AwareDatetime = Field(default_factory=utcnow)
+    # Set by whoever runs the agent (`--label key=value`); placement selects on them.
+    labels: dict[str, str] = Field(default_factory=dict)
 
 
 class AgentInfoResponse(WireModel):

@@ -97,6 +97,10 @@ class StorageBackend(abc.ABC):
     async def list_agents(self) -> list[RegisteredAgentInfo]: ...
 
     @abc.abstractmethod
+    async def update_agent(self, agent: RegisteredAgentInfo) -> None:
+        """Replace the agent's URL and info (its registration time is kept); NotFoundError."""
+
+    @abc.abstractmethod
     async def update_agent_status(self, agent_id: str, status: AgentStatusEnum) -> None:
         """Raises NotFoundError."""
 

@@ -136,6 +136,28 @@ class SQLStorageBackend(StorageBackend):
             rows = (await conn.execute(_agents_query())).all()
         return [_agent(row) for row in rows]
 
+    async def update_agent(self, agent: RegisteredAgentInfo) -> None:
+        async with self._write() as conn:
+            registered_at = (
+                await conn.execute(
+                    select(agents.c.registered_at)
+                    .where(agents.c.agent_id == agent.agent_id)
+                    .with_for_update()
+                )
+            ).scalar_one_or_none()
+            if registered_at is None:
+                raise NotFoundError(f"agent {agent.agent_id} is not registered")
+            kept = agent.model_copy(update={"registered_at": registered_at})
+            await conn.execute(
+                update(agents)
+                .where(agents.c.agent_id == agent.agent_id)
+                .values(
+                    agent_url=kept.agent_url,
+                    status=kept.status.value,
+                    info=kept.model_dump(mode="json"),
+                )
+            )
+
     async def update_agent_status(self, agent_id: str, status: AgentStatusEnum) -> None:
         async with self._write() as conn:
             done = await conn.execute(
