@@ -9,7 +9,7 @@ PYTHON ?= python3
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,dev-server]'
 	touch $@
 
 run: $(BIN)/.installed
@@ -20,6 +20,7 @@ lint: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-compose.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 

@@ -13,10 +13,12 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from common.models import JobStatus, JobStatusEnum, utcnow
-from common.storage import NotFoundError, StorageBackend
+from activities.errors import JOB_ID_TAKEN
+from common.models import JobInfo, JobStatus, JobStatusEnum, utcnow
+from common.storage import ConflictError, NotFoundError, StorageBackend
 from common.temporal import AGENT_ID_KEY
 
 QUEUE_WORKFLOW_TYPE = "AgentQueueWorkflow"
@@ -55,8 +57,7 @@ class QueueSnapshot(BaseModel):
 class QueueEntry(BaseModel):
     """A job asking for its agent; the queue is started with these settings if it is new."""
 
-    agent_id: str
-    job_id: str
+    job: JobInfo
     queue_continue_as_new_events: int
     queue_holder_check: float
 
@@ -76,22 +77,21 @@ class QueueHolder(BaseModel):
 
 async def join(client: Client, entry: QueueEntry, task_queue: str) -> None:
     """Signal-with-start: the queue begins with its first job, or takes the job at its end."""
+    agent_id = entry.job.agent_id
     await client.start_workflow(
         QUEUE_WORKFLOW_TYPE,
         QueueState(
-            agent_id=entry.agent_id,
+            agent_id=agent_id,
             continue_as_new_events=entry.queue_continue_as_new_events,
             holder_check=entry.queue_holder_check,
         ),
-        id=queue_workflow_id(entry.agent_id),
+        id=queue_workflow_id(agent_id),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         start_signal=ENQUEUE_SIGNAL,
-        start_signal_args=[entry.job_id],
-        static_summary=f"queue of agent {entry.agent_id}",
-        search_attributes=TypedSearchAttributes(
-            [SearchAttributePair(AGENT_ID_KEY, entry.agent_id)]
-        ),
+        start_signal_args=[entry.job.job_id],
+        static_summary=f"queue of agent {agent_id}",
+        search_attributes=TypedSearchAttributes([SearchAttributePair(AGENT_ID_KEY, agent_id)]),
     )
 
 
@@ -111,12 +111,6 @@ async def release(client: Client, release: QueueRelease) -> None:
 
 
 @activity.defn
-async def join_agent_queue(entry: QueueEntry) -> None:
-    """A workflow cannot start another one itself: it joins through the client."""
-    await join(activity.client(), entry, activity.info().task_queue)
-
-
-@activity.defn
 async def release_agent(queue_release: QueueRelease) -> None:
     await release(activity.client(), queue_release)
 
@@ -133,11 +127,24 @@ async def grant_agent(grant: QueueGrant) -> bool:
     return True
 
 
-class HolderCheck:
-    """The queue's watchdog: a job whose workflow closed without releasing the agent."""
+class QueueActivities:
+    """The queue's activities that need storage: joining it, and checking on its holder."""
 
     def __init__(self, storage: StorageBackend) -> None:
         self._storage = storage
+
+    @activity.defn
+    async def join_agent_queue(self, entry: QueueEntry) -> JobInfo:
+        """Record the job at the tail of its agent's queue and join the queue's workflow as one
+        step (a workflow cannot start another itself: it joins through the client); the job's
+        record as stored, which says whether it was abandoned before it got here."""
+        client, task_queue = activity.client(), activity.info().task_queue
+        try:
+            return await self._storage.enqueue_job(
+                entry.job, lambda: join(client, entry, task_queue)
+            )
+        except ConflictError as err:
+            raise ApplicationError(str(err), type=JOB_ID_TAKEN, non_retryable=True) from err
 
     @activity.defn
     async def retire_if_closed(self, holder: QueueHolder) -> bool:

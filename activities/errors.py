@@ -11,11 +11,13 @@ AGENT_REJECTED = "AgentRejected"
 AGENT_BUSY = "AgentBusy"
 AGENT_UNKNOWN_JOB = "AgentUnknownJob"
 STORAGE_CONFLICT = "StorageConflict"
+# The job's id holds another job in storage: the submission draws another id.
+JOB_ID_TAKEN = "JobIdTaken"
 # Dispatch's status call failed: the agent never said it was idle, so the job was not sent.
 AGENT_STATUS_FAILED = "AgentStatusFailed"
 
 # Retrying these cannot help: the agent or the database said no.
-NON_RETRYABLE = [AGENT_REJECTED, AGENT_BUSY, AGENT_UNKNOWN_JOB, STORAGE_CONFLICT]
+NON_RETRYABLE = [AGENT_REJECTED, AGENT_BUSY, AGENT_UNKNOWN_JOB, STORAGE_CONFLICT, JOB_ID_TAKEN]
 
 
 def agent_failure(err: AgentCallError) -> ApplicationError:

@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 from activities.agent_queue import QueueRelease, release
 from activities.errors import AGENT_BUSY, AGENT_STATUS_FAILED, STORAGE_CONFLICT, agent_failure
 from common.agent_client import AgentCallError, AgentUtility
-from common.callbacks import callback_url
+from common.callbacks import CallbackSigner, base_urls
 from common.models import (
     AgentStatusEnum,
     ExperimentSpec,
@@ -21,7 +21,7 @@ from common.models import (
     JobStatusEnum,
     utcnow,
 )
-from common.storage import ConflictError, StorageBackend
+from common.storage import ConflictError, NotFoundError, StorageBackend
 
 SENT_MESSAGE = "job sent to the agent"
 # The ASSIGNED record is tried once in dispatch; the workflow's own durable write takes over after.
@@ -38,13 +38,15 @@ class ExecuteCall(JobCall):
 
 
 class Dispatch(BaseModel):
-    """What dispatching a job found: the agent's status, and whether the job went out."""
+    """What dispatching a job found: the agent's status, its record, whether the job went out."""
 
     agent: AgentStatusEnum
+    # The job's record after its ASSIGNED write; None when none was tried or storage failed.
+    stored: JobInfo | None = None
+    # Storage did not take the ASSIGNED record: the workflow writes it durably, then again.
+    unrecorded: bool = False
     # The ASSIGNED status when the agent took the job; None when it did not.
     sent: JobStatus | None = None
-    # The job's record once storage took that status; None when the workflow must record it.
-    stored: JobInfo | None = None
 
 
 class StatusRecord(BaseModel):
@@ -55,15 +57,15 @@ class StatusRecord(BaseModel):
 class JobEnd(BaseModel):
     """A job's last step: its results from the agent, its final status, its agent freed."""
 
-    job_id: str
-    experiment_id: str
-    agent_id: str
+    job: JobInfo
     # None when the job never reached its agent: there are no results to fetch.
     agent_url: str | None
     status: JobStatus
     agent_attempts: int
     # False when the job never joined its agent's queue: there is nothing to release.
     release: bool
+    # The end was only notified: it stands once the agent's own results say the job ended.
+    confirm: bool = False
 
 
 class JobActivities:
@@ -76,15 +78,17 @@ class JobActivities:
     ) -> None:
         self._storage = storage
         self._agents = agents
-        self._callback_base_url = callback_base_url
-        self._callback_secret = callback_secret
+        self._callback_bases = base_urls(callback_base_url)
+        self._signer = CallbackSigner(storage, callback_secret)
 
     @activity.defn
     async def dispatch(self, call: ExecuteCall) -> Dispatch:
-        """Send the job if its agent is idle, then record it ASSIGNED: one round trip, not three.
+        """Send the job if its agent is idle, recording it ASSIGNED first: one round trip.
 
-        A retry after the job was sent finds the agent busy with this very job and sends it
-        again, which the agent answers without running it twice.
+        The record comes before the job goes out: a submission the API gave up on (recorded
+        FAILED) is not sent, and the API takes ASSIGNED as proof that the job started. A retry
+        after the job was sent finds the agent busy with this very job and sends it again,
+        which the agent answers without running it twice.
         """
         try:
             agent = await self._agents.get_agent_status(call.agent_url)
@@ -97,27 +101,29 @@ class JobActivities:
         ours = call.job_id in (agent.current_job_id, *agent.running_jobs)
         if agent.status is not AgentStatusEnum.IDLE and not ours:
             return Dispatch(agent=agent.status)
-        # Signed here, so the callback's token never enters workflow history.
-        callback = None
-        if self._callback_base_url:
-            callback = callback_url(self._callback_base_url, call.job_id, self._callback_secret)
+        sending = JobStatus(status=JobStatusEnum.ASSIGNED, message=SENT_MESSAGE, timestamp=utcnow())
         try:
+            async with asyncio.timeout(RECORD_ONCE_TIMEOUT_S):
+                stored = await self._storage.record_job_status(call.job_id, sending)
+        except ConflictError as err:
+            raise ApplicationError(str(err), type=STORAGE_CONFLICT, non_retryable=True) from err
+        except Exception as err:  # the workflow records it durably, then dispatches again
+            activity.logger.warning("job %s: ASSIGNED not recorded yet: %s", call.job_id, err)
+            return Dispatch(agent=agent.status, unrecorded=True)
+        if stored.status.status.is_terminal:  # it ended before it was sent: abandoned
+            return Dispatch(agent=agent.status, stored=stored)
+        try:
+            # Signed here, so no token enters workflow history.
+            callbacks = await self._signer.urls(self._callback_bases, call.job_id)
             await self._agents.execute_experiment(
-                call.agent_url, call.spec, call.job_id, callback_url=callback
+                call.agent_url, call.spec, call.job_id, callback_urls=callbacks
             )
         except AgentCallError as err:
             failure = agent_failure(err)
             if failure.type == AGENT_BUSY:  # another job took the agent since its status
-                return Dispatch(agent=AgentStatusEnum.ACTIVE)
+                return Dispatch(agent=AgentStatusEnum.ACTIVE, stored=stored)
             raise failure from err
-        sent = JobStatus(status=JobStatusEnum.ASSIGNED, message=SENT_MESSAGE, timestamp=utcnow())
-        try:
-            async with asyncio.timeout(RECORD_ONCE_TIMEOUT_S):
-                stored = await self._storage.record_job_status(call.job_id, sent)
-        except Exception as err:  # the workflow records it durably, or meets the conflict itself
-            activity.logger.warning("job %s: ASSIGNED not recorded yet: %s", call.job_id, err)
-            return Dispatch(agent=agent.status, sent=sent)
-        return Dispatch(agent=agent.status, sent=sent, stored=stored)
+        return Dispatch(agent=agent.status, stored=stored, sent=sending)
 
     @activity.defn
     async def get_job_status(self, call: JobCall) -> JobStatus:
@@ -142,32 +148,45 @@ class JobActivities:
             raise ApplicationError(str(err), type=STORAGE_CONFLICT, non_retryable=True) from err
 
     @activity.defn
-    async def end_job(self, end: JobEnd) -> JobInfo:
+    async def end_job(self, end: JobEnd) -> JobInfo | None:
         """Store the job's results with its final status, then free its agent for the next job.
 
         One activity for the last steps of a job: each is idempotent, so a retry repeats them
         safely, and the results (megabytes, perhaps) never enter workflow history. Results the
-        agent still cannot give after `agent_attempts` tries are logged and given up.
+        agent still cannot give after `agent_attempts` tries are logged and given up. A notified
+        end (`confirm`) stands only when the results say the job ended: None otherwise.
         """
-        results = None
+        job_id, results = end.job.job_id, None
         if end.agent_url is not None:
             try:
-                results = await self._fetch_results(end.agent_url, end.job_id, end.agent_attempts)
+                results = await self._fetch_results(end.agent_url, job_id, end.agent_attempts)
             except ApplicationError as err:
                 if not err.non_retryable:
                     raise
-                activity.logger.error("job %s: results could not be retrieved: %s", end.job_id, err)
+                activity.logger.error("job %s: results could not be retrieved: %s", job_id, err)
+        status = end.status
+        if end.confirm:
+            ended = _ended_status(results)
+            if ended is None:
+                return None
+            status = status.model_copy(update={"status": ended})
         if results is not None:
             # Stored under the job that made them, whatever the agent wrote.
-            results["job_id"] = end.job_id
-            results.setdefault("experiment_id", end.experiment_id)
+            results["job_id"] = job_id
+            results.setdefault("experiment_id", end.job.experiment_id)
         try:
-            stored = await self._storage.record_job_end(end.job_id, end.status, results)
+            stored = await self._storage.record_job_end(job_id, status, results)
+        except NotFoundError:
+            if end.release:  # a job that joined its queue has a record
+                raise
+            # It ended before it joined a queue, where its record is made (agent unavailable).
+            stored = await self._storage.create_job(end.job.model_copy(update={"status": status}))
         except ConflictError as err:
             raise ApplicationError(str(err), type=STORAGE_CONFLICT, non_retryable=True) from err
         # Only once the end is stored: the next job's ASSIGNED record needs the agent free.
         if end.release:
-            await release(activity.client(), QueueRelease(agent_id=end.agent_id, job_id=end.job_id))
+            agent_id = end.job.agent_id
+            await release(activity.client(), QueueRelease(agent_id=agent_id, job_id=job_id))
         return stored
 
     async def _fetch_results(
@@ -183,3 +202,12 @@ class JobActivities:
             if activity.info().attempt >= agent_attempts:
                 failure = ApplicationError(str(err), type=failure.type, non_retryable=True)
             raise failure from err
+
+
+def _ended_status(results: dict[str, Any] | None) -> JobStatusEnum | None:
+    """The final status the agent's results give, if they say the job ended."""
+    try:
+        status = JobStatusEnum((results or {}).get("status"))
+    except ValueError:
+        return None
+    return status if status.is_terminal else None

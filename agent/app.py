@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
 from pydantic import BaseModel
 
+from agent import registration
 from agent.runner import AgentBusyError, AgentUnavailableError, JobRunner
 from agent.system_info import system_info
 from agent.tasks import supported_tasks
@@ -85,7 +86,8 @@ def create_app(settings: AgentSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runner.start()
-        yield
+        async with registration.joined(settings, runner.agent_id):
+            yield
         await runner.shutdown()
 
     app = FastAPI(title="Ruckus agent", version=version, lifespan=lifespan)
@@ -176,6 +178,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
             agent_name=settings.agent_name,
             system_info=facts,
             capabilities=capabilities,
+            labels=settings.labels,
         )
         return AgentInfoResponse(agent_info=agent_info)
 

@@ -54,8 +54,8 @@ class _ActiveJob:
     supervisor: asyncio.Task[None] | None = None
     process: child.Process | None = None
     started_at: datetime | None = None
-    # Kept in memory only: the URL carries the server's token for this job.
-    callback_url: str | None = None
+    # Kept in memory only: the URLs carry the server's token for this job.
+    callback_urls: list[str] = field(default_factory=list)
 
 
 class JobRunner:
@@ -166,12 +166,12 @@ class JobRunner:
             record = outcomes.failed(record, None, str(exc), type(exc).__name__)
             self.records[record.job_id] = record
             await self._save(record)
-            self.notifier.job_ended(request.callback_url, record.job_id, record.status)
+            self.notifier.job_ended(_callbacks(request), record.job_id, record.status)
             return record, True
         self.records[record.job_id] = record
         timeout = spec.timeout_seconds
         job = _ActiveJob(record, float(timeout or self.settings.default_timeout_seconds))
-        job.callback_url = request.callback_url
+        job.callback_urls = _callbacks(request)
         self.active = job
         job.supervisor = asyncio.create_task(self._supervise(job), name=f"job {record.job_id}")
         return record, True
@@ -205,7 +205,7 @@ class JobRunner:
         self.records[job_id] = final
         self.active = None
         await self._save(final)
-        self.notifier.job_ended(job.callback_url, job_id, final.status)
+        self.notifier.job_ended(job.callback_urls, job_id, final.status)
         for path in self._work_paths(job_id).values():
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
@@ -252,3 +252,10 @@ class JobRunner:
             self.store.save(record)
         except OSError as exc:
             logger.error("could not persist job %s: %s", record.job_id, exc)
+
+
+def _callbacks(request: ExecuteJobRequest) -> list[str]:
+    """The job's callback URLs, one per API server, in the order to try them."""
+    if request.callback_urls:
+        return list(request.callback_urls)
+    return [request.callback_url] if request.callback_url else []

@@ -1,4 +1,4 @@
-"""AgentManager: registers agents by URL and reports their live status."""
+"""AgentManager: registers agents by URL (again when they move) and reports their live status."""
 
 from __future__ import annotations
 
@@ -71,13 +71,23 @@ class AgentManager:
         try:
             await self._storage.register_agent(agent)
         except AlreadyExistsError:
-            known = await self._known_url(agent.agent_id)
-            raise AlreadyExistsError(
-                f"agent {agent.agent_id} is already registered{known}; unregister it first "
-                "to register it again"
-            ) from None
+            return await self._reregister(agent)
         log.info("registered agent %s at %s", agent.agent_id, agent_url)
         return agent
+
+    async def _reregister(self, agent: RegisteredAgentInfo) -> RegisteredAgentInfo:
+        """The agent registers again (restarted, moved): its URL and info are updated, its
+        registration time and job history kept."""
+        try:
+            known = await self._storage.get_agent(agent.agent_id)
+            await self._storage.update_agent(agent)
+        except NotFoundError:  # unregistered meanwhile: a first registration after all
+            return await self.register_agent(agent.agent_url)
+        if known.agent_url != agent.agent_url:
+            log.info(
+                "agent %s moved from %s to %s", agent.agent_id, known.agent_url, agent.agent_url
+            )
+        return await self._storage.get_agent(agent.agent_id)
 
     async def unregister_agent(self, agent_id: str) -> list[str]:
         """Cancel the agent's unfinished jobs, then forget it (history kept); the ids cancelled."""
@@ -145,8 +155,3 @@ class AgentManager:
             await self._require_temporal()
         return await self._job_manager.cancel_agent_jobs(agent_id)
 
-    async def _known_url(self, agent_id: str) -> str:
-        try:
-            return f" at {(await self._storage.get_agent(agent_id)).agent_url}"
-        except NotFoundError:
-            return ""

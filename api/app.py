@@ -17,10 +17,11 @@ from api.connections import Connections
 from api.dependencies import api_key_check, require_storage
 from api.errors import install_error_handlers
 from api.job_manager import JobManager
-from api.middleware import RejectControlCharacters
+from api.middleware import RejectControlCharacters, UnexpectedErrors
 from api.routers import agents, callbacks, comparison, experiments, health, jobs, results
 from common.body_limit import BodySizeLimit
-from common.settings import JobManagerSettings, ServerSettings, StorageSettings
+from common.callbacks import CallbackSigner
+from common.settings import JobManagerSettings, ServerSettings, StorageSettings, reveal
 from common.storage import StorageBackend, create_storage
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def create_app(
             stack.push_async_callback(agent_manager.stop)
 
             app.state.storage = store
+            app.state.callback_signer = CallbackSigner(store, reveal(job_settings.callback_secret))
             app.state.connections = connections
             app.state.job_manager = job_manager
             app.state.agent_manager = agent_manager
@@ -104,6 +106,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.job_settings = job_settings
+    # Innermost: whatever escapes the error handlers becomes a JSON 500 that CORS still dresses.
+    app.add_middleware(UnexpectedErrors)
     app.add_middleware(RejectControlCharacters)
     # Outside everything but CORS (so a browser can read the 413): refused before any read.
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)

@@ -11,6 +11,7 @@ from api.agent_manager import AgentManager
 from api.connections import Connections
 from api.job_manager import JobManager
 from common.auth import bearer_check
+from common.callbacks import CallbackSigner
 from common.settings import ServerSettings
 from common.storage import StorageBackend
 
@@ -29,6 +30,7 @@ StorageDep = Annotated[StorageBackend, Depends(_from_state("storage"))]
 AgentManagerDep = Annotated[AgentManager, Depends(_from_state("agent_manager"))]
 JobManagerDep = Annotated[JobManager, Depends(_from_state("job_manager"))]
 ConnectionsDep = Annotated[Connections, Depends(_from_state("connections"))]
+CallbackSignerDep = Annotated[CallbackSigner, Depends(_from_state("callback_signer"))]
 
 
 def api_key_check(settings: ServerSettings) -> Callable[..., Awaitable[None]]:

@@ -17,7 +17,7 @@ from starlette.routing import Match
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.job_manager import TemporalUnavailableError
+from api.job_manager import SubmissionNotStarted, TemporalUnavailableError
 from api.schemas import ErrorResponse
 from common.storage import AlreadyExistsError, ConflictError, NotFoundError
 
@@ -54,6 +54,21 @@ def temporal_unreachable(err: BaseException) -> bool:
     if isinstance(cause, RPCError):
         return cause.status in UNREACHABLE_CODES
     return True
+
+
+# SQLSTATE classes of an outage: connection exception, insufficient resources, operator
+# intervention (a shutdown or restart), system error.
+OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+
+
+def database_unreachable(err: sqlalchemy.exc.DBAPIError) -> bool:
+    """Whether a driver error says the database went away, rather than refused the request."""
+    if err.connection_invalidated:
+        return True
+    sqlstate = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+    if isinstance(sqlstate, str) and sqlstate[:2] in OUTAGE_SQLSTATE_CLASSES:
+        return True
+    return isinstance(err.orig, ConnectionError | OSError)
 
 
 def storage_unreachable_detail(err: BaseException) -> str:
@@ -108,6 +123,10 @@ def install_error_handlers(
             retry,
         )
 
+    def not_started(err: Exception) -> Response:
+        log.warning("a submission was not confirmed: %s", err)
+        return json_error(503, str(err), retry)
+
     def storage_down(err: Exception) -> Response:
         if isinstance(err, StorageUnavailableError):
             return json_error(503, str(err), retry)
@@ -115,13 +134,15 @@ def install_error_handlers(
         log.warning("storage failed during a request: %s", reason)
         return json_error(503, f"storage is unavailable: {reason}; try again shortly", retry)
 
+    def database_error(err: Exception) -> Response:
+        assert isinstance(err, sqlalchemy.exc.DBAPIError)
+        if database_unreachable(err):
+            return storage_down(err)
+        raise err
+
     def agent_unreachable(err: Exception) -> Response:
         assert isinstance(err, AgentUnreachableError)
         return json_error(503 if err.retryable else 502, str(err))
-
-    def unexpected(err: Exception) -> Response:
-        log.error("unexpected error", exc_info=err)
-        return json_error(500, "internal error: the server log has the details")
 
     async def http_error(request: Request, err: Exception) -> Response:
         assert isinstance(err, StarletteHTTPException)
@@ -138,6 +159,7 @@ def install_error_handlers(
         (TemporalUnavailableError, temporal_down),
         (RPCError, temporal_down),
         (WorkflowUpdateRPCTimeoutOrCancelledError, update_unconfirmed),
+        (SubmissionNotStarted, not_started),
         (StorageUnavailableError, storage_down),
         # The database did not answer: a lost connection, a refused one, a pool timeout.
         (sqlalchemy.exc.OperationalError, storage_down),
@@ -145,7 +167,9 @@ def install_error_handlers(
         (sqlalchemy.exc.TimeoutError, storage_down),
         (ConnectionError, storage_down),
         (AgentUnreachableError, agent_unreachable),
-        (Exception, unexpected),
+        # Any other driver error whose cause is the database going away (a restart, a
+        # failover): "the database system is shutting down" is an outage, not a bug.
+        (sqlalchemy.exc.DBAPIError, database_error),
     ]
     for exc_type, fn in table:
         app.add_exception_handler(exc_type, handler(fn))

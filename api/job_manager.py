@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Collection
 from datetime import timedelta
 
-from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.agent_queue import QueueSnapshot, queue_workflow_id
+from activities.errors import JOB_ID_TAKEN
 from common.job_ids import JobUtility
 from common.models import JobInfo, JobStatus, JobStatusEnum, RegisteredAgentInfo, utcnow
 from common.settings import JobManagerSettings
-from common.storage import AlreadyExistsError, ConflictError, NotFoundError, StorageBackend
+from common.storage import ConflictError, StorageBackend
 from common.temporal import AGENT_ID_KEY, EXPERIMENT_ID_KEY, JOB_STATUS_KEY, connect_temporal
 from workflows.agent_queue import AgentQueueWorkflow
 from workflows.job import JobInput, JobWorkflow
@@ -30,7 +35,6 @@ from workflows.job import JobInput, JobWorkflow
 log = logging.getLogger(__name__)
 
 MAX_ID_DRAWS = 20
-SUBMIT_TIMEOUT = timedelta(seconds=30)
 
 
 class JobAlreadyFinishedError(ConflictError):
@@ -39,6 +43,10 @@ class JobAlreadyFinishedError(ConflictError):
 
 class TemporalUnavailableError(Exception):
     """Temporal did not answer; the job was not created."""
+
+
+class SubmissionNotStarted(Exception):
+    """A job's start could not be confirmed in time; it was recorded FAILED and will not run."""
 
 
 class JobManager:
@@ -53,8 +61,6 @@ class JobManager:
         self._storage = storage
         self._client = client
         self._settings = settings or JobManagerSettings()
-        # Serialises submissions per agent so queue order is submission order.
-        self._agent_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def start(self) -> None:
         if self._client is None:
@@ -63,7 +69,7 @@ class JobManager:
             )
 
     async def stop(self) -> None:
-        self._agent_locks.clear()
+        """Nothing to close: the client belongs to whoever passed it, or to the process."""
 
     @property
     def client(self) -> Client:
@@ -72,38 +78,56 @@ class JobManager:
         return self._client
 
     async def create_job(
-        self, experiment_id: str, agent_id: str, agent: RegisteredAgentInfo | None = None
+        self,
+        experiment_id: str,
+        agent_id: str,
+        agent: RegisteredAgentInfo | None = None,
+        *,
+        job_id: str | None = None,
     ) -> JobInfo:
-        """Record the job, start its workflow, and answer once it waits in its agent's queue.
+        """Start the job's workflow and answer once it has recorded the job in its agent's queue.
 
-        `agent` is the agent's record when the caller has just read it. Raises NotFoundError
-        for an unknown experiment or agent before anything starts.
+        `agent` is the agent's record when the caller has just read it. `job_id` is the job an
+        idempotency key claimed: its workflow is joined if it started already, never doubled.
+        Raises NotFoundError for an unknown experiment or agent before anything starts, and
+        SubmissionNotStarted when the start could not be confirmed (the job then never runs).
         """
         spec = await self._storage.get_experiment(experiment_id)
         if agent is None or agent.agent_id != agent_id:
             agent = await self._storage.get_agent(agent_id)
-        policy = self._settings.policy
-        # One submission at a time per agent: queue order is submission order.
-        async with self._agent_locks[agent_id]:
-            for _ in range(MAX_ID_DRAWS):
-                job = await self._record_new_job(experiment_id, agent_id)
-                inp = JobInput(
-                    job=job,
-                    spec=spec,
-                    agent_url=agent.agent_url,
-                    agent_status=agent.status,
-                    policy=policy,
-                )
-                try:
-                    status = await self._start(inp, spec.name)
-                except WorkflowAlreadyStartedError:
-                    # Temporal remembers a job the storage does not: never reuse its id.
-                    await self._storage.remove_queued_job(agent_id, job.job_id)
-                    continue
-                except RPCError as err:
-                    await self._abandon(job, err)
-                    raise TemporalUnavailableError(f"Temporal is unavailable: {err}") from err
-                return job.model_copy(update={"status": status})
+        # Drawn one at a time: a collision (rare) draws the next.
+        ids = [job_id] if job_id else (JobUtility.generate_job_id() for _ in range(MAX_ID_DRAWS))
+        for candidate in ids:
+            job = JobInfo(
+                job_id=candidate,
+                experiment_id=experiment_id,
+                agent_id=agent_id,
+                created_time=utcnow(),
+                status=JobStatus(status=JobStatusEnum.QUEUED, message="waiting for the agent"),
+            )
+            inp = JobInput(
+                job=job,
+                spec=spec,
+                agent_url=agent.agent_url,
+                agent_status=agent.status,
+                policy=self._settings.policy,
+            )
+            try:
+                async with asyncio.timeout(self._settings.submission_timeout):
+                    status = await self._start(inp, spec.name, join_existing=job_id is not None)
+            except WorkflowAlreadyStartedError:
+                if job_id is not None:  # the claimed job ran already
+                    return await self._storage.get_job(job_id)
+                log.info("job id %s is taken in Temporal; drawing another", candidate)
+                continue
+            except WorkflowUpdateFailedError as err:
+                if not _id_taken(err) or job_id is not None:
+                    raise
+                log.info("job id %s is taken in storage; drawing another", candidate)
+                continue
+            except (RPCError, TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+                return await self._settle_unconfirmed(job, err)
+            return job.model_copy(update={"status": status})
         raise RuntimeError(f"no free job id after {MAX_ID_DRAWS} draws")
 
     async def cancel_job(self, job_id: str) -> None:
@@ -121,9 +145,9 @@ class JobManager:
         try:
             await self.client.get_workflow_handle(job_id).signal(JobWorkflow.poll_now, reported)
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise NotFoundError(f"job {job_id} is not running") from err
-            raise TemporalUnavailableError(f"Temporal is unavailable: {err}") from err
+            # An ended or unknown job has nothing to act on, and the answer does not say which.
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise TemporalUnavailableError(f"Temporal is unavailable: {err}") from err
 
     async def unfinished_jobs(self, agent_id: str) -> list[JobInfo]:
         """The agent's running job, then its queued jobs in queue order."""
@@ -154,22 +178,9 @@ class JobManager:
         )
         return await handle.query(AgentQueueWorkflow.snapshot)
 
-    async def _record_new_job(self, experiment_id: str, agent_id: str) -> JobInfo:
-        for _ in range(MAX_ID_DRAWS):
-            job = JobInfo(
-                job_id=JobUtility.generate_job_id(),
-                experiment_id=experiment_id,
-                agent_id=agent_id,
-                created_time=utcnow(),
-                status=JobStatus(status=JobStatusEnum.QUEUED, message="waiting for the agent"),
-            )
-            try:
-                return await self._storage.create_job(job)
-            except AlreadyExistsError:
-                log.info("job id %s is taken; drawing another", job.job_id)
-        raise RuntimeError(f"no free job id after {MAX_ID_DRAWS} draws")
-
-    async def _start(self, inp: JobInput, experiment_name: str) -> JobStatus:
+    async def _start(
+        self, inp: JobInput, experiment_name: str, *, join_existing: bool
+    ) -> JobStatus:
         """Update-with-start: the job's workflow begins and reports once it is queued."""
         job = inp.job
         start = WithStartWorkflowOperation(
@@ -177,7 +188,10 @@ class JobManager:
             inp,
             id=job.job_id,
             task_queue=self._settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            # A keyed retry joins the workflow its first try started.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING
+            if join_existing
+            else WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(
                 [
@@ -191,16 +205,36 @@ class JobManager:
         return await self.client.execute_update_with_start_workflow(
             JobWorkflow.submitted,
             start_workflow_operation=start,
-            # Without a worker the update would wait for ever; the job then stays FAILED.
-            rpc_timeout=SUBMIT_TIMEOUT,
+            # Without a worker the update would wait for ever: the caller settles it.
+            rpc_timeout=timedelta(seconds=self._settings.submission_timeout),
         )
 
-    async def _abandon(self, job: JobInfo, err: Exception) -> None:
-        """The job could not be started: leave a FAILED record that says why."""
-        message = f"could not start the job's workflow: {err}"
+    async def _settle_unconfirmed(self, job: JobInfo, err: BaseException) -> JobInfo:
+        """The start was not confirmed: make sure the job never runs, unless it already has.
+
+        Storage is the arbiter: a job that never left its queue (or never got there) is recorded
+        FAILED, and its workflow ends without running it when its turn comes; a job the worker
+        has already sent to its agent stays, and is the answer.
+        """
+        reason = str(err) or type(err).__name__
+        message = f"not started: its workflow could not be confirmed in time ({reason[:200]})"
         try:
-            await self._storage.record_job_status(
-                job.job_id, JobStatus(status=JobStatusEnum.FAILED, message=message)
-            )
-        except Exception:
-            log.exception("job %s: could not record its failure to start", job.job_id)
+            stored = await self._storage.abandon_job(job, message)
+        except Exception as storage_err:
+            log.exception("job %s: could not record its abandoned start", job.job_id)
+            raise SubmissionNotStarted(
+                f"job {job.job_id} could not be confirmed and storage cannot be reached to stop "
+                f"it: it may still run (see GET /api/v1/jobs/{job.job_id})"
+            ) from storage_err
+        if stored.status.status is JobStatusEnum.FAILED and stored.status.message == message:
+            raise SubmissionNotStarted(
+                f"job {job.job_id} was {message}; it will not run: submit it again (check that "
+                "a worker serves the task queue)"
+            ) from err
+        log.info("job %s: its start was not confirmed, but it runs: %s", job.job_id, reason)
+        return stored
+
+
+def _id_taken(err: WorkflowUpdateFailedError) -> bool:
+    cause = err.cause
+    return isinstance(cause, ApplicationError) and cause.type == JOB_ID_TAKEN

@@ -85,7 +85,8 @@ class RegisterAgentRequest(RequestBody):
 
 class RegisterAgentResponse(BaseModel):
     agent_id: str
-    registered_at: datetime
+    registered_at: datetime = Field(description="The first registration's time, kept on updates")
+    agent_url: str | None = Field(default=None, description="Where the server reaches the agent")
 
 
 class UnregisterAgentRequest(RequestBody):

@@ -86,11 +86,15 @@ class AgentUtility:
         agent_url: str,
         spec: ExperimentSpec,
         job_id: str,
-        callback_url: str | None = None,
+        callback_urls: list[str] | None = None,
     ) -> dict[str, Any]:
+        """Send the job; `callback_urls` are the API servers to tell when it ends, in order."""
         body = ExecuteJobRequest(experiment_spec=spec, job_id=job_id).model_dump(mode="json")
-        if callback_url:
-            body["callback_url"] = callback_url
+        if callback_urls:
+            # `callback_url` for every agent that knows callbacks; the others for ours.
+            body["callback_url"] = callback_urls[0]
+            if len(callback_urls) > 1:
+                body["callback_urls"] = callback_urls
         data = await self._request("execute_experiment", "POST", agent_url, "/api/v1/jobs", body)
         return data if isinstance(data, dict) else {"response": data}
 

@@ -203,6 +203,13 @@ class ExecuteJobRequest(WireModel):
         max_length=2048,
         description="Where to POST a JobNotification when the job ends (agents may ignore it)",
     )
+    callback_urls: list[Annotated[str, Field(pattern=r"^https?://", max_length=2048)]] | None = (
+        Field(
+            default=None,
+            max_length=16,
+            description="The same on every API server, tried in order until one answers",
+        )
+    )
 
 
 class JobNotification(WireModel):
@@ -259,6 +266,8 @@ class AgentInfo(WireModel):
     system_info: dict[str, Any] = Field(default_factory=dict)
     capabilities: dict[str, Any] = Field(default_factory=dict)
     last_updated: AwareDatetime = Field(default_factory=utcnow)
+    # Set by whoever runs the agent (`--label key=value`); placement selects on them.
+    labels: dict[str, str] = Field(default_factory=dict)
 
 
 class AgentInfoResponse(WireModel):

@@ -32,7 +32,9 @@ class AgentSettings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Interface the agent listens on")
     port: int = Field(default=8081, ge=0, le=65535, description="Port the agent listens on")
     data_dir: Path = Field(
-        default=DEFAULT_DATA_DIR / "agent", description="Job records, results and the agent id"
+        default=DEFAULT_DATA_DIR / "agent",
+        description="Job records, results and the agent id; `.ruckus/agent-PORT` by default "
+        "on a port other than 8081",
     )
     agent_id: str | None = Field(
         default=None, description="Stable id; generated and persisted on first start when unset"
@@ -46,6 +48,24 @@ class AgentSettings(BaseSettings):
     )
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger: 413"
+    )
+    server_url: str | None = Field(
+        default=None,
+        description="The Ruckus API the agent registers itself with at start "
+        "(`RUCKUS_SERVER_URL` when unset)",
+    )
+    advertise_url: str | None = Field(
+        default=None,
+        description="The agent's URL as the server reaches it; `http://HOST:PORT` when unset "
+        "(the machine's name when HOST is 0.0.0.0)",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description='Labels the agent reports for placement, a JSON object: `{"gpu": "a100"}`',
+    )
+    api_key: OptionalSecret = Field(
+        default=None,
+        description="The server's API key, sent when registering (`RUCKUS_API_KEY` when unset)",
     )
 
 
@@ -114,6 +134,12 @@ class JobManagerSettings(JobPolicy, BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RUCKUS_", extra="ignore")
 
+    submission_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a job submission waits for its workflow to confirm the job is "
+        "queued; past that the job is recorded FAILED and never runs, and the answer is 503",
+    )
     agent_token: OptionalSecret = Field(
         default=None, description="Bearer token sent on every agent call"
     )

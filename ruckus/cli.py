@@ -37,9 +37,12 @@ def dev(
     ),
 ) -> None:
     """Run the whole local stack: Temporal, a worker, the API and an agent, until Ctrl-C."""
+    from common.settings import ServerSettings
     from ruckus.dev import DevConfig, run_dev
 
+    key = ServerSettings().api_key
     cfg = DevConfig(
+        api_key=key.get_secret_value() if key else None,
         data_dir=data_dir,
         temporal_port=temporal_port,
         ui_port=ui_port,
@@ -51,15 +54,57 @@ def dev(
     raise typer.Exit(run_dev(cfg))
 
 
+def _labels(values: list[str]) -> dict[str, str]:
+    labels = {}
+    for value in values:
+        key, sep, label = value.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{value!r} is not key=value", param_hint="--label")
+        labels[key.strip()] = label.strip()
+    return labels
+
+
 @app.command()
 def agent(
     host: str | None = typer.Option(None, help="Interface to listen on (RUCKUS_AGENT_HOST)"),
     port: int | None = typer.Option(None, help="Port to listen on (RUCKUS_AGENT_PORT)"),
+    data_dir: Path | None = typer.Option(
+        None,
+        help="Job records, results and the agent id (RUCKUS_AGENT_DATA_DIR); "
+        ".ruckus/agent, or .ruckus/agent-PORT on a port other than 8081",
+    ),
+    name: str | None = typer.Option(None, help="A readable name (RUCKUS_AGENT_AGENT_NAME)"),
+    server: str | None = typer.Option(
+        None,
+        help="Register with this Ruckus API at start "
+        "(RUCKUS_AGENT_SERVER_URL, else RUCKUS_SERVER_URL)",
+    ),
+    advertise_url: str | None = typer.Option(
+        None,
+        help="This agent's URL as the server reaches it (RUCKUS_AGENT_ADVERTISE_URL); "
+        "http://HOST:PORT by default",
+    ),
+    label: list[str] = typer.Option(
+        [], help="key=value, repeatable: labels the agent reports (RUCKUS_AGENT_LABELS)"
+    ),
+    api_key: str | None = typer.Option(
+        None,
+        help="The server's API key for registering (RUCKUS_AGENT_API_KEY, else RUCKUS_API_KEY)",
+    ),
 ) -> None:
-    """Run an agent that executes experiments on this machine."""
+    """Run an agent that executes experiments on this machine (and joins a server)."""
     from agent.main import run
 
-    run(host=host, port=port)
+    run(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        agent_name=name,
+        server_url=server,
+        advertise_url=advertise_url,
+        labels=_labels(label),
+        api_key=api_key,
+    )
 
 
 @app.command()

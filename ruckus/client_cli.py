@@ -1,4 +1,8 @@
-"""Client commands over the Ruckus HTTP API: tables for people, `--json` for scripts."""
+"""Client commands over the Ruckus HTTP API: tables for people, `--json` for scripts.
+
+`--json` prints the API's answer exactly as it came; tables list the newest first and keep
+every id and URL whole, dropping the least useful columns on a narrow terminal.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,12 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from pydantic import BaseModel
 from rich.console import Console
-from rich.table import Table
 
-from common.models import JobInfo, JobStatusEnum
-from ruckus.demo import print_result, watch_job
+from common.models import JobStatusEnum
+from ruckus.demo import watch_job
 from ruckus.http_client import DEFAULT_SERVER_URL, RuckusAPIError, RuckusClient
+from ruckus.tables import Column, seconds, show_fields, show_result, show_table, when
 
 console = Console()
 
@@ -25,9 +28,17 @@ KeyOption = Annotated[
     str | None,
     typer.Option("--api-key", envvar="RUCKUS_API_KEY", help="API key, when the server has one"),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer")]
+WideOption = Annotated[
+    bool, typer.Option("--wide", help="Every column, even past the terminal's width")
+]
 
-agents_app = typer.Typer(help="Register agents and see their status.", no_args_is_help=True)
+# Exit codes: 1 the command failed (the server's reason is printed); 2 the job did not complete.
+JOB_NOT_COMPLETED = 2
+
+agents_app = typer.Typer(
+    help="Register and unregister agents, and see their status.", no_args_is_help=True
+)
 experiments_app = typer.Typer(
     help="Create, list, show and delete experiments.", no_args_is_help=True
 )
@@ -39,35 +50,20 @@ def _client(server: str, api_key: str | None) -> RuckusClient:
     return RuckusClient(server or DEFAULT_SERVER_URL, api_key)
 
 
-def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
-    if as_json or table is None:
-        print(json.dumps(_plain(data), indent=2, default=str))
-    else:
-        console.print(table)
-
-
-def _plain(data: Any) -> Any:
-    if isinstance(data, BaseModel):
-        return data.model_dump(mode="json")
-    if isinstance(data, dict):
-        return {k: _plain(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_plain(v) for v in data]
-    return data
+def _print_json(answer: Any) -> None:
+    print(json.dumps(answer, indent=2))
 
 
 def _fail(err: RuckusAPIError) -> typer.Exit:
-    console.print(f"[red]error:[/] {err}")
+    console.print(f"[red]error:[/] {err}", soft_wrap=True)
     return typer.Exit(1)
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    return table
+def _newest_first(items: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
+    def stamp(item: dict[str, Any]) -> str:
+        return next((str(item[k]) for k in keys if item.get(k)), "")
+
+    return sorted(items, key=stamp, reverse=True)
 
 
 # Agents
@@ -80,21 +76,57 @@ def agents_register(
     api_key: KeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Register the agent serving at AGENT_URL."""
+    """Register the agent serving at AGENT_URL (an agent started with --server does it itself)."""
     try:
         with _client(server, api_key) as client:
             answer = client.register_agent(agent_url)
     except RuckusAPIError as err:
         raise _fail(err) from err
-    _emit(
-        answer,
-        as_json,
-        _table(
-            "registered",
-            ["agent_id", "registered_at"],
-            [[answer.get("agent_id"), answer.get("registered_at")]],
-        ),
+    if as_json:
+        _print_json(answer)
+        return
+    show_fields(
+        console,
+        [
+            ("agent", answer.get("agent_id")),
+            ("url", answer.get("agent_url") or agent_url),
+            ("registered", when(answer.get("registered_at"))),
+        ],
     )
+
+
+@agents_app.command("unregister")
+def agents_unregister(
+    agent_id: str,
+    server: ServerOption = DEFAULT_SERVER_URL,
+    api_key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Forget AGENT_ID: its queued and running jobs are cancelled, its history kept."""
+    try:
+        with _client(server, api_key) as client:
+            answer = client.unregister_agent(agent_id)
+    except RuckusAPIError as err:
+        raise _fail(err) from err
+    if as_json:
+        _print_json(answer)
+        return
+    cancelled = answer.get("cancelled_jobs") or []
+    console.print(
+        f"unregistered {agent_id}; "
+        + (f"cancelled jobs: {', '.join(cancelled)}" if cancelled else "no job was cancelled"),
+        soft_wrap=True,
+    )
+
+
+AGENT_COLUMNS = [
+    Column("id", whole=True),
+    Column("url", whole=True),
+    Column("status", drop=1, min_width=11),
+    Column("name", drop=2),
+    Column("labels", drop=3, min_width=12),
+    Column("registered", drop=4, min_width=20),
+]
 
 
 @agents_app.command("list")
@@ -102,18 +134,29 @@ def agents_list(
     server: ServerOption = DEFAULT_SERVER_URL,
     api_key: KeyOption = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
-    """The registered agents."""
+    """The registered agents, newest registration first."""
     try:
         with _client(server, api_key) as client:
-            agents = client.list_agents()
+            answer = client.list_agents()
     except RuckusAPIError as err:
         raise _fail(err) from err
+    if as_json:
+        _print_json(answer)
+        return
     rows = [
-        [a.get("agent_id"), a.get("agent_name"), a.get("agent_url"), a.get("registered_at")]
-        for a in agents
+        [
+            a.get("agent_id"),
+            a.get("agent_url"),
+            a.get("status"),
+            a.get("agent_name"),
+            " ".join(f"{k}={v}" for k, v in sorted((a.get("labels") or {}).items())),
+            when(a.get("registered_at")),
+        ]
+        for a in _newest_first(answer["agents"], "registered_at")
     ]
-    _emit(agents, as_json, _table("agents", ["id", "name", "url", "registered"], rows))
+    show_table(console, "agents", AGENT_COLUMNS, rows, wide=wide)
 
 
 @agents_app.command("status")
@@ -122,15 +165,36 @@ def agents_status(
     server: ServerOption = DEFAULT_SERVER_URL,
     api_key: KeyOption = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Live status of one agent, or of all."""
     try:
         with _client(server, api_key) as client:
-            statuses = [client.agent_status(agent_id)] if agent_id else client.agents_status()
+            answer = client.agent_status(agent_id) if agent_id else client.agents_status()
     except RuckusAPIError as err:
         raise _fail(err) from err
-    rows = [[s.get("agent_id"), s.get("status"), s.get("current_job_id")] for s in statuses]
-    _emit(statuses, as_json, _table("agent status", ["id", "status", "current job"], rows))
+    if as_json:
+        _print_json(answer)
+        return
+    statuses = [answer["agent"]] if agent_id else answer["agents"]
+    rows = [
+        [
+            s.get("agent_id"),
+            s.get("status"),
+            s.get("current_job_id"),
+            len(s.get("queued_jobs") or []),
+            seconds(s.get("uptime_seconds")),
+        ]
+        for s in statuses
+    ]
+    columns = [
+        Column("id", whole=True),
+        Column("status", min_width=11),
+        Column("current job", whole=True),
+        Column("queued", drop=2, min_width=6, justify="right"),
+        Column("uptime", drop=1, justify="right"),
+    ]
+    show_table(console, "agent status", columns, rows, wide=wide)
 
 
 # Experiments
@@ -156,14 +220,12 @@ def experiments_create(
             answer = client.create_experiment(spec)
     except RuckusAPIError as err:
         raise _fail(err) from err
-    _emit(
-        answer,
-        as_json,
-        _table(
-            "created",
-            ["experiment_id", "created_at"],
-            [[answer.get("experiment_id"), answer.get("created_at")]],
-        ),
+    if as_json:
+        _print_json(answer)
+        return
+    show_fields(
+        console,
+        [("experiment", answer.get("experiment_id")), ("created", when(answer.get("created_at")))],
     )
 
 
@@ -172,18 +234,35 @@ def experiments_list(
     server: ServerOption = DEFAULT_SERVER_URL,
     api_key: KeyOption = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
-    """The experiments."""
+    """The experiments, newest first."""
     try:
         with _client(server, api_key) as client:
-            experiments = client.list_experiments()
+            answer = client.list_experiments()
     except RuckusAPIError as err:
         raise _fail(err) from err
+    if as_json:
+        _print_json(answer)
+        return
     rows = [
-        [e.get("id"), e.get("name"), (e.get("task") or {}).get("type"), e.get("model")]
-        for e in experiments
+        [
+            e.get("id"),
+            (e.get("task") or {}).get("type"),
+            e.get("name"),
+            e.get("model"),
+            when(e.get("created_at")),
+        ]
+        for e in _newest_first(answer["experiments"], "created_at")
     ]
-    _emit(experiments, as_json, _table("experiments", ["id", "name", "task", "model"], rows))
+    columns = [
+        Column("id", whole=True),
+        Column("task", min_width=17),
+        Column("name", drop=3, min_width=16),
+        Column("model", drop=2),
+        Column("created", drop=1, min_width=20),
+    ]
+    show_table(console, "experiments", columns, rows, wide=wide)
 
 
 @experiments_app.command("show")
@@ -191,13 +270,18 @@ def experiments_show(
     experiment_id: str,
     server: ServerOption = DEFAULT_SERVER_URL,
     api_key: KeyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """One experiment's full spec (JSON)."""
+    """One experiment's full spec, as YAML (what `experiments create -f` takes)."""
     try:
         with _client(server, api_key) as client:
-            _emit(client.get_experiment(experiment_id), True)
+            answer = client.get_experiment(experiment_id)
     except RuckusAPIError as err:
         raise _fail(err) from err
+    if as_json:
+        _print_json(answer)
+        return
+    print(yaml.safe_dump(answer["experiment"], sort_keys=False, allow_unicode=True), end="")
 
 
 @experiments_app.command("delete")
@@ -218,21 +302,42 @@ def experiments_delete(
 # Jobs
 
 
-def _job_rows(jobs: list[JobInfo]) -> list[list[Any]]:
+JOB_COLUMNS = [
+    Column("job", whole=True),
+    Column("agent", whole=True),
+    Column("experiment", whole=True),
+    Column("status", min_width=9),
+    Column("message", drop=2, min_width=16),
+    Column("created", drop=1, min_width=20),
+]
+
+
+def _job_row(job: dict[str, Any]) -> list[Any]:
+    status = job.get("status") or {}
     return [
-        [
-            j.job_id,
-            j.agent_id,
-            j.experiment_id,
-            j.status.status.value,
-            j.status.message,
-            j.created_time.isoformat(timespec="seconds"),
-        ]
-        for j in jobs
+        job.get("job_id"),
+        job.get("agent_id"),
+        job.get("experiment_id"),
+        status.get("status"),
+        status.get("message"),
+        when(job.get("created_time")),
     ]
 
 
-JOB_COLUMNS = ["job", "agent", "experiment", "status", "message", "created"]
+def _show_job(job: dict[str, Any]) -> None:
+    status = job.get("status") or {}
+    show_fields(
+        console,
+        [
+            ("job", job.get("job_id")),
+            ("experiment", job.get("experiment_id")),
+            ("agent", job.get("agent_id")),
+            ("status", status.get("status")),
+            ("message", status.get("message")),
+            ("created", when(job.get("created_time"))),
+            ("updated", when(status.get("timestamp"))),
+        ],
+    )
 
 
 @jobs_app.command("submit")
@@ -244,13 +349,17 @@ def jobs_submit(
     api_key: KeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run EXPERIMENT_ID on AGENT_ID."""
+    """Run EXPERIMENT_ID on AGENT_ID (with --watch: exit code 2 when it does not complete)."""
     try:
         with _client(server, api_key) as client:
             job = client.submit_job(experiment_id, agent_id)
-            _emit(job, as_json, _table("submitted", JOB_COLUMNS, _job_rows([job])))
             if watch:
-                _watch(client, job.job_id, as_json)
+                # With --json the one document printed is the job as it ended.
+                _watch(client, job["job_id"], as_json)
+            elif as_json:
+                _print_json(job)
+            else:
+                _show_job(job)
     except RuckusAPIError as err:
         raise _fail(err) from err
 
@@ -265,11 +374,12 @@ def jobs_list(
     server: ServerOption = DEFAULT_SERVER_URL,
     api_key: KeyOption = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
-    """Jobs, newest first, grouped by agent."""
+    """Jobs, newest first (--json: grouped by agent, as the API answers)."""
     try:
         with _client(server, api_key) as client:
-            grouped = client.list_jobs(
+            answer = client.list_jobs(
                 agent_id=agent_id,
                 experiment_id=experiment_id,
                 status=status.value if status else None,
@@ -278,10 +388,12 @@ def jobs_list(
             )
     except RuckusAPIError as err:
         raise _fail(err) from err
-    jobs = sorted(
-        (j for js in grouped.values() for j in js), key=lambda j: j.created_time, reverse=True
-    )
-    _emit(grouped, as_json, _table("jobs", JOB_COLUMNS, _job_rows(jobs)))
+    if as_json:
+        _print_json(answer)
+        return
+    jobs = [j for js in answer["jobs"].values() for j in js]
+    rows = [_job_row(j) for j in _newest_first(jobs, "created_time")]
+    show_table(console, "jobs", JOB_COLUMNS, rows, wide=wide)
 
 
 @jobs_app.command("show")
@@ -291,13 +403,16 @@ def jobs_show(
     api_key: KeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """One job."""
+    """One job, a field per line."""
     try:
         with _client(server, api_key) as client:
-            job = client.get_job(job_id)
+            job = client.job(job_id)
     except RuckusAPIError as err:
         raise _fail(err) from err
-    _emit(job, as_json, _table(job_id, JOB_COLUMNS, _job_rows([job])))
+    if as_json:
+        _print_json(job)
+    else:
+        _show_job(job)
 
 
 @jobs_app.command("cancel")
@@ -322,7 +437,7 @@ def jobs_watch(
     api_key: KeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a job's status live until it ends."""
+    """Show a job's status live until it ends (exit code 2 when it does not complete)."""
     try:
         with _client(server, api_key) as client:
             _watch(client, job_id, as_json)
@@ -331,14 +446,27 @@ def jobs_watch(
 
 
 def _watch(client: RuckusClient, job_id: str, as_json: bool) -> None:
-    job = watch_job(client, job_id, Console(stderr=True) if as_json else console)
+    watch_job(client, job_id, Console(stderr=True) if as_json else console)
+    job = client.job(job_id)
     if as_json:
-        _emit(job, True)
-    if job.status.status is not JobStatusEnum.COMPLETED:
-        raise typer.Exit(2)
+        _print_json(job)
+    else:
+        _show_job(job)
+    if (job.get("status") or {}).get("status") != JobStatusEnum.COMPLETED.value:
+        raise typer.Exit(JOB_NOT_COMPLETED)
 
 
 # Results
+
+
+RESULT_COLUMNS = [
+    Column("job", whole=True),
+    Column("experiment", whole=True),
+    Column("status", min_width=9),
+    Column("duration", min_width=9, justify="right"),
+    Column("agent", whole=True, drop=2),
+    Column("completed", drop=1, min_width=20),
+]
 
 
 @results_app.command("show")
@@ -348,19 +476,54 @@ def results_show(
     server: ServerOption = DEFAULT_SERVER_URL,
     api_key: KeyOption = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
-    """One job's results, or the results of an experiment (or of all)."""
+    """One job's results (exit code 2 when the job did not complete), or a list, newest first."""
     try:
         with _client(server, api_key) as client:
             if job_id:
-                result = client.get_result(job_id)
-                _emit(result, True) if as_json else print_result(result, console)
+                _show_one_result(client, job_id, as_json, wide)
                 return
-            results = client.list_results(experiment_id)
+            answer = client.list_results(experiment_id)
     except RuckusAPIError as err:
         raise _fail(err) from err
+    if as_json:
+        _print_json(answer)
+        return
     rows = [
-        [r.get("job_id"), r.get("experiment_id"), r.get("status"), r.get("duration_seconds")]
-        for r in results
+        [
+            r.get("job_id"),
+            r.get("experiment_id"),
+            r.get("status"),
+            seconds(r.get("duration_seconds")),
+            r.get("agent_id"),
+            when(r.get("completed_at")),
+        ]
+        for r in _newest_first(answer["results"], "completed_at", "started_at")
     ]
-    _emit(results, as_json, _table("results", ["job", "experiment", "status", "seconds"], rows))
+    show_table(console, "results", RESULT_COLUMNS, rows, wide=wide)
+
+
+def _show_one_result(client: RuckusClient, job_id: str, as_json: bool, wide: bool) -> None:
+    try:
+        answer = client.result(job_id)
+    except RuckusAPIError as err:
+        if err.status_code != 404:
+            raise
+        # No results: say how the job stands (a 404 for the job itself propagates).
+        job = client.job(job_id)
+        _show_job(job)
+        if (job.get("status") or {}).get("status") in _TERMINAL:
+            console.print(f"[red]job {job_id} left no results[/]", soft_wrap=True)
+        else:
+            console.print(f"job {job_id} has no results yet", soft_wrap=True)
+        raise typer.Exit(JOB_NOT_COMPLETED) from None
+    if as_json:
+        _print_json(answer)
+    else:
+        show_result(console, answer["result"], wide=wide)
+    if answer["result"].get("status") != JobStatusEnum.COMPLETED.value:
+        raise typer.Exit(JOB_NOT_COMPLETED)
+
+
+_TERMINAL = {s.value for s in JobStatusEnum if s.is_terminal}

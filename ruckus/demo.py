@@ -1,15 +1,15 @@
-"""The first job of `ruckus dev`: a small compute benchmark, watched live to its end."""
+"""The first job of `ruckus dev`: a small compute benchmark, watched live to its end, once."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.table import Table
 
 from common.models import ExperimentSpec, JobInfo, TaskSpec, TaskType
 from ruckus.http_client import RuckusAPIError, RuckusClient
+from ruckus.tables import show_result
 
 if TYPE_CHECKING:
     from ruckus.dev import DevConfig
@@ -28,17 +28,27 @@ DEMO_EXPERIMENT = ExperimentSpec(
 
 
 def run_demo(client: RuckusClient, agent_id: str, cfg: DevConfig, console: Console) -> JobInfo:
-    """Create the demo experiment (once), submit a job, show it live, print its results."""
-    try:
-        client.create_experiment(DEMO_EXPERIMENT)
-    except RuckusAPIError as err:
-        if err.status_code != 409:  # created by an earlier run
-            raise
-    job = client.submit_job(DEMO_EXPERIMENT.id, agent_id)
-    console.print(f"submitted demo job [bold]{job.job_id}[/] to agent {agent_id}")
-    job = watch_job(client, job.job_id, console)
-    if job.status.status.value == "completed":
-        print_result(client.get_result(job.job_id), console)
+    """Create the demo experiment and run one job of it, shown live; on a later start, point
+    at the demo job that ran before instead of adding another."""
+    earlier = _earlier_demo_job(client)
+    if earlier is not None:
+        console.print(
+            f"the demo ran before: reusing experiment [bold]{DEMO_EXPERIMENT.id}[/] and its "
+            f"job [bold]{earlier.job_id}[/] ({earlier.status.status.value}); no new demo job",
+            soft_wrap=True,
+        )
+        job = earlier
+    else:
+        try:
+            client.create_experiment(DEMO_EXPERIMENT)
+        except RuckusAPIError as err:
+            if err.status_code != 409:  # created by an earlier run whose job is gone
+                raise
+        job = JobInfo.model_validate(client.submit_job(DEMO_EXPERIMENT.id, agent_id))
+        console.print(f"submitted demo job [bold]{job.job_id}[/] to agent {agent_id}")
+        job = watch_job(client, job.job_id, console)
+        if job.status.status.value == "completed":
+            show_result(console, client.get_result(job.job_id))
     for what, url in (
         ("job in the API:        ", f"{cfg.api_url}/api/v1/jobs/{job.job_id}"),
         ("results in the API:    ", f"{cfg.api_url}/api/v1/results/{job.job_id}"),
@@ -46,6 +56,13 @@ def run_demo(client: RuckusClient, agent_id: str, cfg: DevConfig, console: Conso
     ):
         console.print(f"{what} {url}", soft_wrap=True)
     return job
+
+
+def _earlier_demo_job(client: RuckusClient) -> JobInfo | None:
+    """The newest job of the demo experiment, if an earlier start ran one."""
+    grouped = client.list_jobs(experiment_id=DEMO_EXPERIMENT.id, limit=1)["jobs"]
+    jobs = [JobInfo.model_validate(j) for js in grouped.values() for j in js]
+    return max(jobs, key=lambda j: j.created_time, default=None)
 
 
 def watch_job(
@@ -64,27 +81,3 @@ def watch_job(
             if job.status.status.is_terminal:
                 return job
             time.sleep(interval)
-
-
-def print_result(result: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"results of {result.get('job_id')}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in _flatten(result.get("metrics") or {}):
-        table.add_row(name, f"{value:.4g}" if isinstance(value, float) else str(value))
-    console.print(table)
-    if result.get("duration_seconds") is not None:
-        console.print(f"duration: {result['duration_seconds']:.2f} s")
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    rows: list[tuple[str, Any]] = []
-    for key, value in data.items():
-        if key == "repeats":  # per-run detail: `ruckus results show --json` has it
-            continue
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            rows += _flatten(value, name + ".")
-        elif not isinstance(value, list):
-            rows.append((name, value))
-    return rows[:40]

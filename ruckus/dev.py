@@ -42,6 +42,11 @@ class DevConfig:
     demo: bool = True
     temporal_binary: Path | None = None
     start_timeout: float = 60.0
+    # The API's own key (RUCKUS_API_KEY): the API child enforces it, so every call here sends it.
+    api_key: str | None = None
+
+    def client(self) -> RuckusClient:
+        return RuckusClient(self.api_url, self.api_key)
 
     @property
     def temporal_address(self) -> str:
@@ -80,7 +85,7 @@ def run_dev(cfg: DevConfig, console: Console | None = None) -> int:
     try:
         _start(cfg, supervisor, console)
         if cfg.demo:
-            with RuckusClient(cfg.api_url) as client:
+            with cfg.client() as client:
                 run_demo(client, _agent_id(cfg), cfg, console)
         _print_places(cfg, supervisor, console)
         return _watch(supervisor, console)
@@ -150,31 +155,55 @@ def _start(cfg: DevConfig, supervisor: Supervisor, console: Console) -> None:
         )
     console.print(f"[green]✓[/] API server  {cfg.api_url}  (docs {cfg.api_url}/docs)")
     with console.status("starting the local agent"):
-        agent_cmd = [*python, "agent", "--host", cfg.host, "--port", str(cfg.agent_port)]
-        agent_env = {"RUCKUS_AGENT_DATA_DIR": str(data / "agent")}
+        agent_cmd = [
+            *python, "agent",
+            "--host", cfg.host,
+            "--port", str(cfg.agent_port),
+            "--data-dir", str(data / "agent"),
+            # It registers itself, with the key the API asks for (RUCKUS_API_KEY, inherited).
+            "--server", cfg.api_url,
+            "--advertise-url", cfg.agent_url,
+        ]  # fmt: skip
+        agent = Child("local agent", agent_cmd, logs / "agent.log")
         supervisor.start(
-            Child("local agent", agent_cmd, logs / "agent.log", agent_env),
+            agent,
             lambda: http_ok(cfg.agent_url + "/health"),
             cfg.start_timeout,
             "change its port with --agent-port",
         )
-    with RuckusClient(cfg.api_url) as client:
-        agent_id = _register(client, cfg)
+        agent_id = _agent_id(cfg)
+        with cfg.client() as client:
+            _wait_registered(client, cfg, agent, agent_id)
     console.print(f"[green]✓[/] local agent {agent_id}  {cfg.agent_url}  (registered)")
 
 
-def _register(client: RuckusClient, cfg: DevConfig) -> str:
-    """Register the local agent; an earlier registration at another URL is replaced."""
-    agent_id = _agent_id(cfg)
-    try:
-        client.register_agent(cfg.agent_url)
-    except RuckusAPIError as err:
-        if err.status_code != 409:
-            raise
-        if client.agent_info(agent_id).get("agent_url") != cfg.agent_url:
-            client.unregister_agent(agent_id)
-            client.register_agent(cfg.agent_url)
-    return agent_id
+REFUSED = "registration with"
+
+
+def _wait_registered(client: RuckusClient, cfg: DevConfig, agent: Child, agent_id: str) -> None:
+    """Until the API knows the agent at its URL; the agent's refusal line ends the wait."""
+    deadline = time.monotonic() + cfg.start_timeout
+    while True:
+        try:
+            if client.agent_info(agent_id).get("agent_url") == cfg.agent_url:
+                return
+        except RuckusAPIError as err:
+            if err.status_code not in (404, None):
+                raise
+        refused = [line for line in agent.output().splitlines() if REFUSED in line]
+        if refused:
+            reason = refused[-1].split(REFUSED, 1)[1].strip()
+            raise StackError(f"the local agent could not register: {reason}")
+        if not agent.alive():
+            raise StackError(
+                f"the local agent exited with code {agent.exit_code()}; see {agent.log_path}"
+            )
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"the local agent did not register within {cfg.start_timeout:g} s; "
+                f"see {agent.log_path}"
+            )
+        time.sleep(0.1)
 
 
 def _agent_id(cfg: DevConfig) -> str:

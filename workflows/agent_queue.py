@@ -13,7 +13,7 @@ with workflow.unsafe.imports_passed_through():
         QUEUE_WORKFLOW_TYPE,
         RELEASE_SIGNAL,
         SNAPSHOT_QUERY,
-        HolderCheck,
+        QueueActivities,
         QueueGrant,
         QueueHolder,
         QueueSnapshot,
@@ -94,7 +94,7 @@ class AgentQueueWorkflow:
             return
         try:
             gone = await workflow.execute_local_activity_method(
-                HolderCheck.retire_if_closed,
+                QueueActivities.retire_if_closed,
                 QueueHolder(job_id=holder),
                 start_to_close_timeout=timedelta(seconds=30),
             )

@@ -15,18 +15,20 @@ from enum import IntEnum
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent_queue import (
         GRANT_SIGNAL,
+        QueueActivities,
         QueueEntry,
         QueueRelease,
-        join_agent_queue,
         release_agent,
     )
-    from activities.errors import AGENT_STATUS_FAILED, AGENT_UNKNOWN_JOB
+    from activities.errors import AGENT_STATUS_FAILED, AGENT_UNKNOWN_JOB, JOB_ID_TAKEN
     from activities.job import (
         RECORD_ONCE_TIMEOUT_S,
+        SENT_MESSAGE,
         ExecuteCall,
         JobActivities,
         JobCall,
@@ -46,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         DURABLE_STEP,
         AgentCallFailed,
         agent_retry_policy,
+        application_failure,
         call_agent,
         until_done,
     )
@@ -90,6 +93,10 @@ class JobEndedElsewhere(Exception):
     """The stored record says the job already ended (it was abandoned at submission)."""
 
 
+class JobIdTaken(Exception):
+    """Storage holds another job under this job's id: the submission draws another."""
+
+
 @workflow.defn
 class JobWorkflow:
     @workflow.init
@@ -101,6 +108,7 @@ class JobWorkflow:
         self._phase = Phase.SENT if inp.progress is not None else Phase.JOINING
         self._poll_requested = False
         self._notified: JobStatus | None = None
+        self._id_taken = False
 
     @workflow.run
     async def run(self, inp: JobInput) -> JobStatus:
@@ -119,11 +127,15 @@ class JobWorkflow:
         except JobEndedElsewhere:
             await self._release()
             return self._job.status
+        except JobIdTaken as err:
+            raise ApplicationError(str(err), type=JOB_ID_TAKEN, non_retryable=True) from err
 
     @workflow.update
     async def submitted(self) -> JobStatus:
-        """Answers once the job waits in its agent's queue, or has already ended."""
-        await workflow.wait_condition(lambda: self._phase >= Phase.WAITING)
+        """Answers once the job waits in its agent's queue (recorded), or has already ended."""
+        await workflow.wait_condition(lambda: self._phase >= Phase.WAITING or self._id_taken)
+        if self._id_taken:
+            raise ApplicationError("the job id holds another job", type=JOB_ID_TAKEN)
         return self._job.status
 
     @workflow.signal(name=GRANT_SIGNAL)
@@ -133,7 +145,9 @@ class JobWorkflow:
 
     @workflow.signal
     def poll_now(self, reported: JobStatus | None = None) -> None:
-        """The agent says the job ended: poll at once, or take its final status as the poll."""
+        """The agent says the job ended: poll at once, or confirm its final status by results."""
+        if self._phase is not Phase.SENT:  # only a job on its agent can end there
+            return
         self._poll_requested = True
         if reported is not None and reported.status.is_terminal:
             self._notified = reported
@@ -174,8 +188,16 @@ class JobWorkflow:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._poll_requested, timeout=interval)
             self._poll_requested = False
-            # An authenticated notification of the end is the agent's own answer: no need to ask.
+            # A notified end saves the status call; the agent's results must confirm it.
             reported, self._notified = self._notified, None
+            if reported is not None:
+                ended = await self.process_job_results(reported, confirm=True)
+                if ended is not None:
+                    return ended
+                workflow.logger.warning(
+                    "job %s: a notified end the agent's results do not confirm", self._job.job_id
+                )
+                reported = None
             if reported is None:
                 try:
                     reported = await call_agent(
@@ -193,28 +215,35 @@ class JobWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(self._inp.model_copy(update={"progress": self._progress}))
 
-    async def process_job_results(self, final: JobStatus) -> JobStatus:
-        """Fetch the results, store them with the final status, free the agent: one step."""
+    async def process_job_results(
+        self, final: JobStatus, confirm: bool = False
+    ) -> JobStatus | None:
+        """Fetch the results, store them with the final status, free the agent: one step.
+
+        With `confirm`, the end stands only if the results say the job ended (else None).
+        """
         end = JobEnd(
-            job_id=self._job.job_id,
-            experiment_id=self._job.experiment_id,
-            agent_id=self._job.agent_id,
+            job=self._job,
             agent_url=self._inp.agent_url if self._phase >= Phase.SENDING else None,
             status=final,
             agent_attempts=self._policy.agent_retry_maximum_attempts,
             release=self._phase >= Phase.WAITING,
+            confirm=confirm,
         )
         retry = agent_retry_policy(self._policy)
         retry.maximum_attempts = 0  # the activity bounds the agent's tries itself
         timeout = timedelta(seconds=60 + self._policy.agent_call_timeout)
         previous = self._job.status.status
         # Local: the results never enter history. Repeated until storage takes them.
-        self._job = await until_done(
+        stored = await until_done(
             f"job {self._job.job_id}: ending it",
             lambda: workflow.execute_local_activity_method(
                 JobActivities.end_job, end, start_to_close_timeout=timeout, retry_policy=retry
             ),
         )
+        if stored is None:
+            return None
+        self._job = stored
         self._phase = Phase.ENDED
         self._publish_status(previous)
         return self._job.status
@@ -223,15 +252,26 @@ class JobWorkflow:
 
     async def _join_queue(self) -> None:
         entry = QueueEntry(
-            agent_id=self._job.agent_id,
-            job_id=self._job.job_id,
+            job=self._job,
             queue_continue_as_new_events=self._policy.queue_continue_as_new_events,
             queue_holder_check=self._policy.queue_holder_check_interval,
         )
-        await until_done(
-            f"job {self._job.job_id}: joining its agent's queue",
-            lambda: workflow.execute_local_activity(join_agent_queue, entry, **DURABLE_STEP),
-        )
+        try:
+            stored = await until_done(
+                f"job {self._job.job_id}: joining its agent's queue",
+                lambda: workflow.execute_local_activity_method(
+                    QueueActivities.join_agent_queue, entry, **DURABLE_STEP
+                ),
+            )
+        except (ActivityError, ApplicationError) as err:
+            failure = application_failure(err)
+            if failure is None or failure.type != JOB_ID_TAKEN:
+                raise
+            self._id_taken = True
+            raise JobIdTaken(failure.message) from err
+        # The job's record is made here, with its place in the queue: a submission given up on
+        # before (recorded FAILED) ends now.
+        self._take_record(stored, JobStatusEnum.QUEUED)
         self._phase = max(self._phase, Phase.WAITING)
 
     async def _send(self) -> AgentStatusEnum | None:
@@ -248,13 +288,17 @@ class JobWorkflow:
             if err.kind == AGENT_STATUS_FAILED:  # never asked whether it was idle: nothing sent
                 self._phase = Phase.GRANTED
             raise
+        if dispatch.unrecorded:
+            # Storage did not take the record that must precede the job: write it durably,
+            # then ask the agent again (it may have become busy meanwhile).
+            self._phase = Phase.GRANTED
+            await self._record(JobStatusEnum.ASSIGNED, SENT_MESSAGE)
+            return AgentStatusEnum.IDLE
+        if dispatch.stored is not None:  # may say the job ended before it was sent
+            self._take_record(dispatch.stored, JobStatusEnum.ASSIGNED)
         if dispatch.sent is None:
             self._phase = Phase.GRANTED
             return dispatch.agent
-        if dispatch.stored is None:
-            await self._record(dispatch.sent.status, dispatch.sent.message)
-        else:
-            self._take_record(dispatch.stored, dispatch.sent.status)
         now = workflow.now()
         self._progress = JobProgress(
             dispatched_at=now, deadline=now + self._inp.timeout, last_recorded_at=now
@@ -281,7 +325,9 @@ class JobWorkflow:
             except AgentCallFailed as err:
                 workflow.logger.warning("job %s: %s", self._job.job_id, err)
         final = JobStatus(status=status, message=message, timestamp=at or workflow.now())
-        return await self.process_job_results(final)
+        ended = await self.process_job_results(final)
+        assert ended is not None  # only a notified end waits for confirmation
+        return ended
 
     async def _release(self) -> None:
         if self._phase < Phase.WAITING:

@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 
-from activities.agent_queue import HolderCheck, grant_agent, join_agent_queue, release_agent
+from activities.agent_queue import QueueActivities, grant_agent, release_agent
 from activities.job import JobActivities
 from common.agent_client import AgentUtility
 from common.settings import JobManagerSettings, StorageSettings, reveal
@@ -41,6 +41,7 @@ def build_worker(
     job = JobActivities(
         storage, agents, settings.callback_base_url, reveal(settings.callback_secret)
     )
+    queue = QueueActivities(storage)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -52,8 +53,8 @@ def build_worker(
             job.cancel_job,
             job.record_job_status,
             job.end_job,
-            HolderCheck(storage).retire_if_closed,
-            join_agent_queue,
+            queue.join_agent_queue,
+            queue.retire_if_closed,
             release_agent,
             grant_agent,
         ],

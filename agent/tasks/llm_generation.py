@@ -2,7 +2,9 @@
 
 `POST {base_url}/chat/completions` with the spec's prompt template; latency, time to first
 token and inter-token latency (streaming), and token counts as the endpoint reports them.
-The API key comes from the environment variable named by `api_key_env`, never from the spec.
+The API key comes from the environment variable named by `api_key_env`, never from the spec;
+with that variable unset the request goes without a key (local endpoints need none), and an
+endpoint that asks for one fails the job with its own answer.
 
 Metrics (times in seconds from sending the request):
 - e2e_latency_seconds: until the last byte of the answer;
@@ -68,10 +70,6 @@ class LlmGeneration(Task[LlmParams]):
     fallback_frameworks = frozenset({FrameworkName.VLLM, FrameworkName.UNKNOWN})
     runs_with = "its OpenAI-compatible chat completions API"
 
-    def check(self, spec: ExperimentSpec) -> None:
-        super().check(spec)
-        self._api_key(self.params(spec))
-
     def execute(self, spec: ExperimentSpec, params: LlmParams) -> TaskOutput:
         api_key = self._api_key(params)
         url = completions_url(params.base_url)
@@ -79,7 +77,13 @@ class LlmGeneration(Task[LlmParams]):
             body = request_body(spec, params)
             exchange = _chat.chat(url, body, api_key, params.request_timeout_seconds)
         except TaskError as exc:
-            raise TaskError(_scrub(str(exc), api_key)) from None
+            message = _scrub(str(exc), api_key)
+            if api_key is None and params.api_key_env and _refused_access(message):
+                message += (
+                    f" (no API key was sent: the variable {params.api_key_env} named by "
+                    "api_key_env is not set where the agent runs)"
+                )
+            raise TaskError(message) from None
         return TaskOutput(
             output=_output(exchange, api_key),
             metrics=_metrics(exchange),
@@ -89,16 +93,13 @@ class LlmGeneration(Task[LlmParams]):
 
     @staticmethod
     def _api_key(params: LlmParams) -> str | None:
+        """The key in the variable named by api_key_env; None (no key sent) when it is unset."""
         name = params.api_key_env
-        if name is None:
-            return None
-        value = os.environ.get(name, "")
-        if not value:
-            raise TaskError(
-                f"the environment variable {name} (named by api_key_env) is not set where the "
-                "agent runs; set it to the API key there"
-            )
-        return value
+        return (os.environ.get(name) or None) if name else None
+
+
+def _refused_access(message: str) -> bool:
+    return any(f"the endpoint answered HTTP {code}" in message for code in (401, 403))
 
 
 def completions_url(base_url: str) -> str:

@@ -1,4 +1,4 @@
-"""/api/v1/agents: register agents by URL, list them, and ask for their live status."""
+"""/api/v1/agents: register agents by URL (or they register themselves), list them, status."""
 
 from __future__ import annotations
 
@@ -25,18 +25,21 @@ router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 @router.post(
     "/register",
     response_model=RegisterAgentResponse,
-    responses=error_responses(400, 409, 502),
+    responses=error_responses(400, 502),
 )
 async def register_agent(
     body: RegisterAgentRequest, manager: AgentManagerDep
 ) -> RegisterAgentResponse:
     """Register the agent at `agent_url`: the server reads its `/api/v1/info`.
 
-    The agent's own id is used. Already registered: 409. Unreachable or failing agent: 503;
-    an answer that is not a Ruckus agent's: 502.
+    The agent's own id is used. An id registered already (the agent restarted, or moved to
+    another URL) is updated: its URL, info and labels; its registration time and jobs are kept.
+    Unreachable or failing agent: 503; an answer that is not a Ruckus agent's: 502.
     """
     agent = await manager.register_agent(body.agent_url)
-    return RegisterAgentResponse(agent_id=agent.agent_id, registered_at=agent.registered_at)
+    return RegisterAgentResponse(
+        agent_id=agent.agent_id, registered_at=agent.registered_at, agent_url=agent.agent_url
+    )
 
 
 @router.post(

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from api.dependencies import StorageDep
 from api.errors import error_responses
+from api.idempotency import IdempotencyDep
 from api.routers import collection_route
 from api.schemas import (
     CreateExperimentRequest,
@@ -17,7 +18,8 @@ from api.schemas import (
     ExperimentIdPath,
     ExperimentListResponse,
 )
-from common.models import utcnow
+from common.models import ExperimentSpec, utcnow
+from common.storage import AlreadyExistsError
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +34,36 @@ router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
     responses=error_responses(400, 409),
 )
 async def create_experiment(
-    body: CreateExperimentRequest, storage: StorageDep
+    body: CreateExperimentRequest, storage: StorageDep, idempotency: IdempotencyDep
 ) -> CreateExperimentResponse:
-    """Create an experiment; its `id` is drawn when not given. A taken id: 409."""
-    spec = await storage.create_experiment(body.experiment_spec)
-    log.info("created experiment %s", spec.id)
-    return CreateExperimentResponse(experiment_id=spec.id, created_at=spec.created_at)
+    """Create an experiment; its `id` is drawn when not given. A taken id: 409.
+
+    With an `Idempotency-Key`, a repeat gets the first answer and makes nothing new.
+    """
+    claim = await idempotency.begin("experiments", body.experiment_spec.id)
+    if idempotency.first_answer is not None:
+        return CreateExperimentResponse.model_validate(idempotency.first_answer)
+    spec = body.experiment_spec
+    if claim is not None:
+        spec = spec.model_copy(update={"id": claim.resource_id})
+    try:
+        spec = await storage.create_experiment(spec)
+    except AlreadyExistsError:
+        # A concurrent repeat of this very request made it: the same answer, not a 409.
+        if claim is None or not _same(await storage.get_experiment(spec.id), spec):
+            raise
+        spec = await storage.get_experiment(spec.id)
+    else:
+        log.info("created experiment %s", spec.id)
+    answer = CreateExperimentResponse(experiment_id=spec.id, created_at=spec.created_at)
+    await idempotency.answered(answer)
+    return answer
+
+
+def _same(stored: ExperimentSpec, spec: ExperimentSpec) -> bool:
+    """Whether two specs say the same, whenever each was made."""
+    times = {"created_at", "updated_at"}
+    return stored.model_dump(exclude=times) == spec.model_dump(exclude=times)
 
 
 @collection_route(

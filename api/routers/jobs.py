@@ -14,9 +14,11 @@ from api.dependencies import (
     require_temporal,
 )
 from api.errors import error_responses
+from api.idempotency import IdempotencyDep
 from api.job_manager import JobAlreadyFinishedError
 from api.routers import collection_route
 from api.schemas import ID_MAX_LENGTH, ID_PATTERN, CreateJobRequest, JobIdPath, JobListResponse
+from common.job_ids import JobUtility
 from common.models import JobInfo, JobStatusEnum
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -35,14 +37,29 @@ IdFilter = Annotated[str | None, Query(max_length=ID_MAX_LENGTH, pattern=ID_PATT
     responses=error_responses(400, 404),
 )
 async def create_job(
-    body: CreateJobRequest, manager: JobManagerDep, agents: AgentManagerDep
+    body: CreateJobRequest,
+    manager: JobManagerDep,
+    agents: AgentManagerDep,
+    idempotency: IdempotencyDep,
 ) -> JobInfo:
     """Run an experiment on an agent: 201 once the job waits in the agent's queue.
 
-    Unknown experiment or agent: 404 naming it. Temporal unreachable: 503.
+    Unknown experiment or agent: 404 naming it. Temporal unreachable, or the start not
+    confirmed in time (the job then never runs): 503. With an `Idempotency-Key`, a repeat gets
+    the first answer and the same job.
     """
+    claim = await idempotency.begin("jobs", JobUtility.generate_job_id())
+    if idempotency.first_answer is not None:
+        return JobInfo.model_validate(idempotency.first_answer)
     agent = await agents.refresh_if_unavailable(body.agent_id)
-    return await manager.create_job(body.experiment_id, body.agent_id, agent)
+    job = await manager.create_job(
+        body.experiment_id,
+        body.agent_id,
+        agent,
+        job_id=claim.resource_id if claim is not None else None,
+    )
+    await idempotency.answered(job)
+    return job
 
 
 @collection_route(router, "GET", "", response_model=JobListResponse, responses=error_responses())

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from common.storage.base import (
     AlreadyExistsError,
     ConflictError,
+    IdempotencyClaim,
     JobSet,
     NotFoundError,
     StorageBackend,
@@ -52,6 +53,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AlreadyExistsError",
     "ConflictError",
+    "IdempotencyClaim",
     "JobSet",
     "NotFoundError",
     "PostgreSQLStorageBackend",

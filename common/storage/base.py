@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from common.models import (
     AgentStatusEnum,
@@ -56,6 +60,17 @@ def job_set_for(status: JobStatusEnum) -> JobSet:
     return JobSet.FAILED
 
 
+class IdempotencyClaim(BaseModel):
+    """A client's Idempotency-Key: what it was sent with, what it made, its first answer."""
+
+    key: str
+    scope: str
+    body_hash: str
+    resource_id: str
+    response: dict[str, Any] | None = None
+    created_at: datetime | None = None
+
+
 class StorageBackend(abc.ABC):
     """Agents, experiments, the four job sets per agent, results, and runs."""
 
@@ -84,6 +99,10 @@ class StorageBackend(abc.ABC):
 
     @abc.abstractmethod
     async def list_agents(self) -> list[RegisteredAgentInfo]: ...
+
+    @abc.abstractmethod
+    async def update_agent(self, agent: RegisteredAgentInfo) -> None:
+        """Replace the agent's URL and info (its registration time is kept); NotFoundError."""
 
     @abc.abstractmethod
     async def update_agent_status(self, agent_id: str, status: AgentStatusEnum) -> None:
@@ -155,6 +174,22 @@ class StorageBackend(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def enqueue_job(self, job: JobInfo, signal: Callable[[], Awaitable[None]]) -> JobInfo:
+        """Record a new job at the tail of its agent's queue and call `signal` (the queue
+        workflow's enqueue) before the record commits, so storage's queue order is the order
+        the queue received its jobs in, across every process.
+
+        A job already stored is returned as it is, with `signal` called again unless it has
+        ended (signals are idempotent); ConflictError when the id holds another job.
+        """
+
+    @abc.abstractmethod
+    async def abandon_job(self, job: JobInfo, message: str) -> JobInfo:
+        """A submission that could not be confirmed: a job that never left its queue (or was
+        never recorded) is recorded FAILED with `message`, so its workflow will not run it.
+        Any other job is returned as stored: it was sent to its agent."""
+
+    @abc.abstractmethod
     async def get_job(self, job_id: str) -> JobInfo:
         """Raises NotFoundError."""
 
@@ -182,6 +217,21 @@ class StorageBackend(abc.ABC):
 
     @abc.abstractmethod
     async def list_results(self, experiment_id: str | None = None) -> list[dict[str, Any]]: ...
+
+    # Submissions and the server's own secrets
+
+    @abc.abstractmethod
+    async def claim_idempotency_key(self, claim: IdempotencyClaim) -> IdempotencyClaim:
+        """Record the claim, or return the one already stored under its key (claims older than
+        a day are forgotten first)."""
+
+    @abc.abstractmethod
+    async def complete_idempotency_key(self, key: str, response: dict[str, Any]) -> None:
+        """Keep the first successful answer of the key's request."""
+
+    @abc.abstractmethod
+    async def server_secret(self, name: str, make: Callable[[], str]) -> str:
+        """The secret stored under `name`, made with `make` and stored by the first caller."""
 
     # Runs
 

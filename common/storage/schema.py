@@ -131,3 +131,25 @@ counters = Table(
 )
 
 QUEUE_POSITION_COUNTER = "queue_position"
+
+# What a client's Idempotency-Key claimed: the resource it made and the first answer.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(256), primary_key=True),
+    Column("scope", String(32), nullable=False),
+    Column("body_hash", String(64), nullable=False),
+    Column("resource_id", String(128), nullable=False),
+    Column("response", JSONText, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "created_at"),
+)
+
+# Secrets the server makes for itself (the callback signing key), shared by every process.
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

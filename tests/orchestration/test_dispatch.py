@@ -134,12 +134,21 @@ async def test_a_job_whose_execute_answer_was_lost_runs_once_and_is_recorded_run
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
     # The retry finds the agent busy with this very job: sent, not "busy with other work".
+    await wait_until(
+        lambda: _executed_twice(fake_agent),
+        30,
+        what="the job to be sent again after its lost answer",
+    )
     running = await wait_for_status(storage, job.job_id, A, R)
     assert await sets_holding(storage, running) == ["running"]
     assert await fake_agent.executed() == [job.job_id, job.job_id]
 
     await fake_agent.finish(job.job_id)
     await wait_for_status(storage, job.job_id, DONE)
+
+
+async def _executed_twice(agent: FakeAgent) -> bool:
+    return len(await agent.executed()) >= 2
 
 
 class RefusesFirstAssigned:
@@ -170,6 +179,9 @@ async def test_an_assigned_record_storage_refuses_at_dispatch_is_written_by_the_
         await fake_agent.control(job_duration=None)
         exp = await new_experiment(storage)
         job = await manager.create_job(exp.id, fake_agent.agent_id)
+        # Nothing goes to the agent before its record: the job is sent once the job's own
+        # durable write has succeeded.
+        await wait_until(fake_agent.executed, 30, what="the job to be sent")
         running = await wait_for_status(storage, job.job_id, A, R)
         assert refusing.refused == [job.job_id]
         assert await sets_holding(storage, running) == ["running"]

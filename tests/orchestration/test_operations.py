@@ -8,7 +8,7 @@ from temporalio.client import Client
 from activities.agent_queue import QueueState, queue_workflow_id
 from api.job_manager import JobManager
 from common.job_ids import JobUtility
-from common.models import JobStatusEnum
+from common.models import JobInfo, JobStatus, JobStatusEnum, utcnow
 from common.settings import JobManagerSettings
 from common.storage import NotFoundError, StorageBackend
 from tests.orchestration.conftest import (
@@ -78,6 +78,31 @@ async def test_a_taken_job_id_is_drawn_again_and_nothing_is_overwritten(
     kept = await storage.get_job(first.job_id)
     assert kept.created_time == first.created_time and kept.status.status is DONE
     assert await fake_agent.executed() == [first.job_id, second.job_id]
+
+
+async def test_an_id_only_storage_holds_is_drawn_again_and_its_job_kept(
+    job_manager: JobManager,
+    storage: StorageBackend,
+    fake_agent: FakeAgent,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Temporal forgot the job (its history's retention passed) but storage keeps its record.
+    exp = await new_experiment(storage)
+    old = JobInfo(
+        job_id="job_55555555",
+        experiment_id="an-old-experiment",
+        agent_id=fake_agent.agent_id,
+        created_time=utcnow(),
+        status=JobStatus(status=DONE, message="long ago"),
+    )
+    await storage.create_job(old)
+    draws = iter([old.job_id, "job_44444444"])
+    monkeypatch.setattr(JobUtility, "generate_job_id", staticmethod(lambda: next(draws)))
+    new = await job_manager.create_job(exp.id, fake_agent.agent_id)
+    assert new.job_id == "job_44444444"
+    await wait_for_status(storage, new.job_id, DONE)
+    assert await storage.get_job(old.job_id) == old
+    assert await fake_agent.executed() == [new.job_id]
 
 
 async def test_long_job_continues_as_new_and_finishes_once(

@@ -20,21 +20,30 @@ from tests.support.stack import FakeAgent, wait_until
 DONE, CANCELLED = JobStatusEnum.COMPLETED, JobStatusEnum.CANCELLED
 
 
-async def test_twenty_concurrent_jobs_run_one_at_a_time_in_submission_order(
+async def test_twenty_concurrent_jobs_run_one_at_a_time_in_the_order_storage_reports(
     job_manager: JobManager, storage: StorageBackend, fake_agent: FakeAgent
 ) -> None:
-    await fake_agent.control(job_duration=0.05)
+    await fake_agent.control(job_duration=None)
     exp = await new_experiment(storage)
+    blocker = await job_manager.create_job(exp.id, fake_agent.agent_id)
+    await wait_for_status(storage, blocker.job_id, JobStatusEnum.ASSIGNED)
+    await wait_until(fake_agent.executed, 30, what="the first job to reach the agent")
     jobs = await asyncio.gather(
         *(job_manager.create_job(exp.id, fake_agent.agent_id) for _ in range(20))
     )
+    # Submitted at once, they queue in the order the queue took them, and storage says so.
+    stored_order = [j.job_id for j in await storage.get_queued_jobs(fake_agent.agent_id)]
+    snapshot = await job_manager.agent_queue(fake_agent.agent_id)
+    assert sorted(stored_order) == sorted(j.job_id for j in jobs)
+    assert snapshot.queued == stored_order
+
+    await fake_agent.control(job_duration=0.05)
+    await fake_agent.finish(blocker.job_id)
     for job in jobs:
         await wait_for_status(storage, job.job_id, DONE, timeout=60)
-
-    submitted = [j.job_id for j in sorted(jobs, key=lambda j: j.created_time)]
     log = await fake_agent.log()
     executes = [e for e in log if e["call"] == "execute"]
-    assert [e["job_id"] for e in executes] == submitted  # each once, in order
+    assert [e["job_id"] for e in executes] == [blocker.job_id, *stored_order]  # each once
     assert all(e["concurrent"] == [] for e in executes)  # never a second job while one runs
     for job in jobs:
         assert await sets_holding(storage, await storage.get_job(job.job_id)) == ["completed"]

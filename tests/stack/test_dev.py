@@ -1,4 +1,8 @@
-"""`ruckus dev` as a user runs it: a real subprocess on free ports and its own data directory."""
+"""`ruckus dev` as a user runs it: a real subprocess on free ports and its own data directory.
+
+The main run sets RUCKUS_API_KEY, as the README recommends: every call, the local agent's
+registration included, must carry it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,12 +23,13 @@ from tests.support.processes import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPORAL = Path(sys.executable).parent / "temporal"
+API_KEY = f"dev-key-{uuid.uuid4().hex}"
 
 
 class DevRun:
     """One `ruckus dev` process and the ports it was given."""
 
-    def __init__(self, data_dir: Path, *extra: str) -> None:
+    def __init__(self, data_dir: Path, *extra: str, api_key: str | None = None) -> None:
         self.ports = {name: free_port() for name in ("temporal", "ui", "api", "agent")}
         self.data_dir = data_dir
         self.log = data_dir.parent / f"dev-{len(list(data_dir.parent.glob('dev-*')))}.log"
@@ -36,7 +42,10 @@ class DevRun:
             "--agent-port", str(self.ports["agent"]),
             *extra,
         ]  # fmt: skip
-        env = {**os.environ, "COLUMNS": "200", "TERM": "dumb"}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RUCKUS_")}
+        env |= {"COLUMNS": "200", "TERM": "dumb"}
+        if api_key is not None:
+            env["RUCKUS_API_KEY"] = api_key
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env
@@ -66,20 +75,28 @@ class DevRun:
 
 @pytest.fixture
 def dev(tmp_path: Path) -> Iterator[DevRun]:
-    run = DevRun(tmp_path / "data")
+    run = DevRun(tmp_path / "data", api_key=API_KEY)
     yield run
     if run.proc.poll() is None:
         run.proc.kill()
 
 
-def test_dev_runs_the_stack_a_demo_and_a_job_and_stops_cleanly(dev: DevRun, tmp_path: Path) -> None:
+def test_dev_runs_the_stack_a_demo_and_a_job_with_an_api_key_and_stops_cleanly(
+    dev: DevRun, tmp_path: Path
+) -> None:
     dev.wait_output("Ruckus is running")
     out = dev.output()
     assert "completed" in out, out[-3000:]
     assert f"http://127.0.0.1:{dev.ports['ui']}/namespaces/default/workflows/job_" in out
 
-    http = httpx.Client(base_url=dev.api, timeout=10)
-    agent_id = http.get("/api/v1/agents/").json()["agents"][0]["agent_id"]
+    # The key is required: without it the API refuses, with it everything works.
+    assert httpx.get(dev.api + "/api/v1/agents/", timeout=10).status_code == 401
+    http = httpx.Client(
+        base_url=dev.api, timeout=10, headers={"Authorization": f"Bearer {API_KEY}"}
+    )
+    agent = http.get("/api/v1/agents/").json()["agents"][0]
+    agent_id = agent["agent_id"]
+    assert agent["agent_url"] == f"http://127.0.0.1:{dev.ports['agent']}"
     job = http.post(
         "/api/v1/jobs", json={"experiment_id": "demo-compute-benchmark", "agent_id": agent_id}
     ).json()
@@ -91,6 +108,14 @@ def test_dev_runs_the_stack_a_demo_and_a_job_and_stops_cleanly(dev: DevRun, tmp_
         what="the job over HTTP to complete",
     )
     assert http.get(f"/api/v1/results/{job_id}").json()["result"]["metrics"]
+    # The CLI takes the key from the environment too.
+    cli = subprocess.run(
+        [sys.executable, "-m", "ruckus.cli", "jobs", "show", job_id, "--json"],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", "RUCKUS_SERVER_URL": dev.api, "RUCKUS_API_KEY": API_KEY},
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert json.loads(cli.stdout)["status"]["status"] == "completed"
 
     # The bundled temporal CLI finds it by search attribute.
     listed = subprocess.run(
@@ -109,15 +134,27 @@ def test_dev_runs_the_stack_a_demo_and_a_job_and_stops_cleanly(dev: DevRun, tmp_
         what="every child to exit",
     )
 
-    # Started again on the same data: the jobs and results are still there.
-    again = DevRun(dev.data_dir, "--no-demo")
+    # Started again on the same data: the jobs and results are still there, and the demo is
+    # not run a second time.
+    again = DevRun(dev.data_dir, api_key=API_KEY)
     try:
         again.wait_output("Ruckus is running")
-        http = httpx.Client(base_url=again.api, timeout=10)
+        assert "the demo ran before" in again.output()
+        assert "submitted demo job" not in again.output()
+        http = httpx.Client(
+            base_url=again.api, timeout=10, headers={"Authorization": f"Bearer {API_KEY}"}
+        )
         assert http.get(f"/api/v1/jobs/{job_id}").json()["status"]["status"] == "completed"
         assert http.get(f"/api/v1/results/{job_id}").status_code == 200
         jobs = http.get("/api/v1/jobs").json()["jobs"][agent_id]
-        assert len(jobs) >= 2  # the demo job and ours
+        assert len(jobs) == 2  # the demo job and ours, no second demo job
+        experiments = http.get("/api/v1/experiments/").json()["experiments"]
+        assert [e["id"] for e in experiments] == ["demo-compute-benchmark"]
+        # The agent kept its id and was registered again at its new port.
+        agents = http.get("/api/v1/agents/").json()["agents"]
+        assert [(a["agent_id"], a["agent_url"]) for a in agents] == [
+            (agent_id, f"http://127.0.0.1:{again.ports['agent']}")
+        ]
         assert again.interrupt() == 0
     finally:
         if again.proc.poll() is None:
@@ -131,21 +168,21 @@ def test_a_port_in_use_is_a_one_line_error_naming_the_flag(tmp_path: Path) -> No
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
+        # Every other port free-picked: the check must be about this one, whatever else runs.
         cmd = [
-            sys.executable,
-            "-m",
-            "ruckus.cli",
-            "dev",
-            "--data-dir",
-            str(tmp_path / "d"),
-            "--api-port",
-            str(port),
+            sys.executable, "-m", "ruckus.cli", "dev",
+            "--data-dir", str(tmp_path / "d"),
+            "--temporal-port", str(free_port()),
+            "--ui-port", str(free_port()),
+            "--api-port", str(port),
+            "--agent-port", str(free_port()),
             "--no-demo",
-        ]
+        ]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == 1
     assert f"port {port} for the Ruckus API is already in use" in done.stdout
     assert "--api-port" in done.stdout
+    assert len(done.stdout.strip().splitlines()) == 2  # the error, then "all ... stopped"
 
 
 def test_a_missing_temporal_binary_says_how_to_fix_it(tmp_path: Path) -> None:

@@ -61,6 +61,29 @@ async def test_agents_register_get_list_update_remove(storage: StorageBackend) -
         await storage.get_agent("a")
 
 
+async def test_an_agent_moved_to_a_new_url_keeps_its_registration_time(
+    storage: StorageBackend,
+) -> None:
+    await storage.register_agent(agent("a", minutes=1))
+    await storage.register_agent(agent("b", minutes=2))
+    await storage.update_agent_status("a", AgentStatusEnum.UNAVAILABLE)
+    moved = agent("a", minutes=30).model_copy(
+        update={"agent_url": "http://elsewhere:9000", "labels": {"gpu": "a100", "site": "lab"}}
+    )
+
+    await storage.update_agent(moved)
+
+    stored = await storage.get_agent("a")
+    assert stored.agent_url == "http://elsewhere:9000"
+    assert stored.labels == {"gpu": "a100", "site": "lab"}
+    assert stored.status is AgentStatusEnum.IDLE  # it answered: it is reachable again
+    assert stored.registered_at == agent("a", minutes=1).registered_at
+    assert [a.agent_id for a in await storage.list_agents()] == ["a", "b"]
+    assert (await storage.get_agent("b")).agent_url == agent("b").agent_url
+    with pytest.raises(NotFoundError):
+        await storage.update_agent(agent("nobody"))
+
+
 async def test_agent_errors_are_typed(storage: StorageBackend) -> None:
     await storage.register_agent(agent("a"))
     with pytest.raises(AlreadyExistsError):
