@@ -152,7 +152,8 @@ def _table(comparison: Comparison) -> str:
         lines.append(
             f"<tr data-row='{html.escape(row.key)}'><th scope='row'>{html.escape(row.label)}"
             f"<div class='sub'>{html.escape(row.key)}</div></th>"
-            f"<td>{html.escape(hardware or 'unknown')}</td><td>{status}</td>{cells}</tr>"
+            f"<td>{html.escape(hardware or 'unknown')}</td>"
+            f"<td class='jobs'>{status}</td>{cells}</tr>"
         )
     return (
         "<table><thead><tr><th scope='col'>"
@@ -212,6 +213,7 @@ _PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
+<link rel="icon" href="data:,">
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #1f2328; background: #fff; }}
 h1 {{ font-size: 1.5rem; margin-bottom: .25rem; }}
@@ -222,6 +224,7 @@ th, td {{ border: 1px solid #d1d9e0; padding: .4rem .6rem; text-align: left; ver
 td[data-metric] {{ text-align: right; font-variant-numeric: tabular-nums; }}
 thead th {{ background: #f6f8fa; }}
 .sub {{ color: #59636e; font-size: .85em; font-weight: normal; }}
+td.jobs {{ white-space: nowrap; }}
 .charts {{ display: grid; gap: 1rem;
   grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); }}
 .chart {{ margin: 0; border: 1px solid #d1d9e0; min-height: 320px; }}

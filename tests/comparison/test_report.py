@@ -16,11 +16,12 @@ def test_the_page_loads_nothing_from_elsewhere_and_escapes_names() -> None:
     page = render_html(build_comparison(JOBS, RESULTS, agents), title="Run <x>")
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
     assert "<title>Run &lt;x&gt;</title>" in page
-    # Plotly's JS is inlined; the page around it loads nothing: no src, no stylesheet link.
+    # Plotly's JS is inlined; the page around it loads nothing: no src, no link but data:.
     assert plotly_js() in page
     around = page.replace(plotly_js(), "")
     assert re.search(r"<script[^>]*\bsrc=", around) is None
-    assert "<link" not in around and "http" not in around
+    assert re.findall(r"<link[^>]*>", around) == ['<link rel="icon" href="data:,">']
+    assert "http" not in around
     assert page.count('<figure class="chart"') == 3  # one per metric
 
 
