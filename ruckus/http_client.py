@@ -142,8 +142,9 @@ class RuckusClient:
             body["selector"] = {"labels": labels}
         return dict(self._call("POST", "/api/v1/runs", json=body))
 
-    def list_runs(self) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/api/v1/runs")["runs"])
+    def list_runs(self, experiment_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"experiment_id": experiment_id} if experiment_id else {}
+        return list(self._call("GET", "/api/v1/runs", params=params)["runs"])
 
     def cancel_run(self, run_id: str) -> None:
         self._call("DELETE", f"/api/v1/runs/{run_id}")

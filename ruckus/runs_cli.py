@@ -168,8 +168,11 @@ def watch_run(client: RuckusClient, run_id: str, out: Console) -> dict[str, Any]
             run = client.get_run(run_id)
             live.update(_progress(run))
             if run["status"] != "running":
-                return run
+                break
             time.sleep(WATCH_INTERVAL)
+    if not out.is_terminal:  # Live leaves its last line open when not on a terminal
+        out.print()
+    return run
 
 
 def _progress(run: dict[str, Any]) -> Group:

@@ -149,9 +149,10 @@ def _table(comparison: Comparison) -> str:
         status = f"{len(row.job_ids)} job(s)"
         status += f", {len(row.failed)} failed" if row.failed else ""
         status += f", {len(row.pending)} not ended" if row.pending else ""
+        key = f"<div class='sub'>{html.escape(row.key)}</div>" if row.label != row.key else ""
         lines.append(
-            f"<tr data-row='{html.escape(row.key)}'><th scope='row'>{html.escape(row.label)}"
-            f"<div class='sub'>{html.escape(row.key)}</div></th>"
+            f"<tr data-row='{html.escape(row.key)}'>"
+            f"<th scope='row'>{html.escape(row.label)}{key}</th>"
             f"<td>{html.escape(hardware or 'unknown')}</td>"
             f"<td class='jobs'>{status}</td>{cells}</tr>"
         )
