@@ -32,7 +32,11 @@ from workflows.run import WAITING_MESSAGE, RunAgent, RunInput, RunWorkflow
 
 
 class NoFittingAgentError(Exception):
-    """No agent can take the run (HTTP 422); the message gives each agent's reason."""
+    """No agent can take the run (HTTP 422); `reasons` says why not, agent by agent."""
+
+    def __init__(self, message: str, reasons: dict[str, str]) -> None:
+        super().__init__(message)
+        self.reasons = reasons
 
 
 class RunAlreadyEndedError(ConflictError):
@@ -69,10 +73,10 @@ def choose_agents(
     unfit = {agent_id: why for agent_id, why in reasons.items() if why is not None}
     fitting = [a for a in candidates if reasons[a.agent_id] is None]
     if (all_named and unfit) or not fitting:
-        detail = "; ".join(f"agent {agent_id}: {why}" for agent_id, why in unfit.items())
         raise NoFittingAgentError(
             f"no run started: no agent can run experiment {spec.id}"
-            + (f" ({detail})" if detail else ": no agent is registered")
+            + ("" if candidates else ": no agent is registered"),
+            unfit,
         )
     return fitting
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, model_validator
 
@@ -25,7 +26,7 @@ from api.run_submission import (
     run_info,
     start_run,
 )
-from api.schemas import ID_MAX_LENGTH, ID_PATTERN, RequestBody
+from api.schemas import ID_MAX_LENGTH, ID_PATTERN, ErrorResponse, RequestBody
 from common.comparison import Comparison
 from common.comparison.report import render_html
 from common.comparison.source import compare_jobs
@@ -74,6 +75,17 @@ class RunListResponse(BaseModel):
     runs: list[RunInfo]
 
 
+def _json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """error_responses for an HTML endpoint: its errors are JSON all the same."""
+    return {
+        code: {
+            "description": entry["description"],
+            "content": {"application/json": {"schema": ErrorResponse.model_json_schema()}},
+        }
+        for code, entry in error_responses(*codes).items()
+    }
+
+
 @collection_route(
     router,
     "POST",
@@ -112,7 +124,7 @@ async def create_run(
     try:
         chosen = choose_agents(spec, candidates, body.selector, all_named=bool(body.agents))
     except NoFittingAgentError as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(err)) from err
+        raise _no_fitting_agent(err, "agents" if body.agents else "selector") from err
     settings: JobManagerSettings = request.app.state.job_settings
     run = await start_run(
         manager.client,
@@ -177,7 +189,7 @@ async def get_comparison(run_id: RunIdPath, storage: StorageDep) -> Comparison:
 @router.get(
     "/{run_id}/report",
     response_class=HTMLResponse,
-    responses={**error_responses(404), 200: {"content": {"text/html": {}}}},
+    responses=_json_errors(404),
 )
 async def get_report(run_id: RunIdPath, storage: StorageDep) -> HTMLResponse:
     """The comparison as a self-contained HTML page: a chart per metric and the table."""
@@ -197,6 +209,20 @@ async def get_report(run_id: RunIdPath, storage: StorageDep) -> HTMLResponse:
     ]
     page = render_html(comparison, title=f"Run {run.run_id}: {name}", details=details)
     return HTMLResponse(page)
+
+
+def _no_fitting_agent(err: NoFittingAgentError, field: str) -> RequestValidationError:
+    """A 422 in FastAPI's shape: one entry per agent that cannot take the run, with why."""
+    errors = [
+        {
+            "type": "value_error",
+            "loc": ("body", field),
+            "msg": f"agent {agent}: {why}",
+            "input": agent,
+        }
+        for agent, why in err.reasons.items()
+    ] or [{"type": "value_error", "loc": ("body", "agents"), "msg": str(err), "input": None}]
+    return RequestValidationError(errors)
 
 
 async def _comparison(storage: StorageBackend, run_id: str) -> Comparison:
