@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import statistics
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from agent.tasks import _torch, register
-from agent.tasks.base import Task, TaskCapability, TaskError, TaskOutput, TaskParams, repeat_for
-from common.models import ExperimentSpec, FrameworkName, PrecisionType, TaskType
+from agent.tasks import _memory, _torch, register
+from agent.tasks.base import Task, TaskCapability, TaskError, TaskOutput, repeat_for
+from common.models import ExperimentSpec, PrecisionType, TaskType
+from common.params import GpuParams
+from common.requirements import estimate
 
 MB = 1024 * 1024
 BYTES_COUNTED = (
@@ -17,36 +17,9 @@ BYTES_COUNTED = (
 )
 
 
-class GpuParams(TaskParams):
-    device: Literal["auto", "gpu", "cuda", "mps"] = "auto"
-    device_index: int = Field(default=0, ge=0)
-    matrix_sizes: list[Annotated[int, Field(gt=0, le=32768)]] = Field(
-        default_factory=lambda: [1024, 4096], min_length=1
-    )
-    precision_types: list[PrecisionType] = Field(
-        default_factory=lambda: [
-            PrecisionType.FP32,
-            PrecisionType.TF32,
-            PrecisionType.FP16,
-            PrecisionType.BF16,
-            PrecisionType.FP8,
-        ],
-        min_length=1,
-    )
-    iterations: int = Field(default=10, ge=1, le=10_000)
-    warmup_iterations: int = Field(default=3, ge=0, le=1000)
-    memory_sizes_mb: list[Annotated[float, Field(gt=0, le=65536)]] = Field(
-        default_factory=lambda: [256.0]
-    )
-    memory_iterations: int = Field(default=10, ge=1, le=10_000)
-
-
 @register
 class GpuBenchmark(Task[GpuParams]):
     task_type = TaskType.GPU_BENCHMARK
-    params_model = GpuParams
-    frameworks = frozenset({FrameworkName.PYTORCH})
-    fallback_frameworks = frozenset({FrameworkName.UNKNOWN})
 
     def capability(self) -> TaskCapability:
         found = _torch.probe()
@@ -59,11 +32,22 @@ class GpuBenchmark(Task[GpuParams]):
         if not _torch.torch_installed():
             raise TaskError(_torch.NO_TORCH)
 
+    def guard(self, spec: ExperimentSpec, params: GpuParams) -> None:
+        largest = max(params.memory_sizes_mb, default=0)
+        what = f"the {largest:g} MB copy test pins that much host memory"
+        _memory.require_host_memory(estimate(params, on_gpu=True).host_bytes, what)
+
     def execute(self, spec: ExperimentSpec, params: GpuParams) -> TaskOutput:
         try:
             torch, device = _torch.select_device(params.device, params.device_index)
         except LookupError as exc:
             raise TaskError(str(exc)) from exc
+        _memory.require_device_memory(
+            estimate(params, on_gpu=True).gpu_bytes,
+            _torch.free_memory(torch, device),
+            device,
+            "the largest matmul case or copy test on the device",
+        )
         precisions = list(dict.fromkeys(params.precision_types))
         sizes = list(dict.fromkeys(params.matrix_sizes))
         memory_sizes = list(dict.fromkeys(params.memory_sizes_mb))
