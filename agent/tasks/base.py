@@ -11,7 +11,14 @@ from pydantic import Field, ValidationError
 
 from agent.redaction import inline_secrets
 from common.models import ExperimentSpec, TaskType, WireModel
-from common.params import TASK_KINDS, TaskKind, TaskParams, framework_names, params_of
+from common.params import (
+    TASK_KINDS,
+    TaskKind,
+    TaskParams,
+    check_spec,
+    framework_names,
+    params_of,
+)
 
 
 class TaskError(Exception):
@@ -58,10 +65,9 @@ class Task(ABC, Generic[ParamsT]):
         try:
             return params_of(spec)  # type: ignore[return-value]
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
-            raise TaskError(f"invalid params for task type '{self.task_type}': {problems}") from exc
+            raise TaskError(
+                f"invalid params for task type '{self.task_type}': {_listed(exc)}"
+            ) from exc
 
     def framework_note(self, spec: ExperimentSpec) -> str | None:
         """None when the framework runs as asked, a note when it falls back; TaskError otherwise."""
@@ -92,9 +98,15 @@ class Task(ABC, Generic[ParamsT]):
                 "variable where the agent runs and name that variable with api_key_env "
                 '(e.g. "api_key_env": "OPENAI_API_KEY")'
             )
-        params = self.params(spec)
         self.framework_note(spec)
-        self.guard(spec, params)
+        try:
+            # What the server checks when the experiment is created, for specs it did not check.
+            params = check_spec(spec)
+        except ValidationError as exc:
+            raise TaskError(
+                f"invalid experiment spec for task type '{self.task_type}': {_listed(exc)}"
+            ) from exc
+        self.guard(spec, params)  # type: ignore[arg-type]
 
     def guard(self, spec: ExperimentSpec, params: ParamsT) -> None:
         """Refuse, before anything is allocated, a job this machine cannot hold; TaskError."""
@@ -113,6 +125,10 @@ class Task(ABC, Generic[ParamsT]):
     @abstractmethod
     def execute(self, spec: ExperimentSpec, params: ParamsT) -> TaskOutput:
         """One run of the task."""
+
+
+def _listed(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
 def repeat_for(min_duration_seconds: float, measure: Callable[[], None]) -> int:
