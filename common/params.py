@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -297,11 +297,39 @@ def _located(
         # A name given in both places is the task's (it wins); a missing one belongs there too.
         where = next((w for w, m in reversed(sources) if name in m), "task")
         location: Location = (where, "params", *loc)
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "extra_forbidden" and len(loc) == 1:
             errors.append(_unknown(str(name), valid, location, f"for task type '{task_type}'"))
+        elif err["type"] == "extra_forbidden" and (inner := _model_at(model, loc[:-1])):
+            where_in = f"in {'.'.join(str(p) for p in loc[:-1])}"
+            errors.append(_unknown(str(loc[-1]), sorted(inner.model_fields), location, where_in))
         else:
             errors.append(_error(err["type"], err["msg"], location, err.get("input")))
     return ValidationError.from_exception_data("ExperimentSpec", errors)
+
+
+def _model_at(model: type[BaseModel], path: Location) -> type[BaseModel] | None:
+    """The model that validates the value at `path` inside `model` (None past what is known)."""
+    current: Any = model
+    for step in path:
+        if isinstance(step, int):
+            continue  # an item of a list: the list's model is already current
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(step)
+        if field is None:
+            return None
+        current = _inner_model(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The model in `X`, `X | None` or `list[X]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if (found := _inner_model(arg)) is not None:
+            return found
+    return None
 
 
 def _unknown(name: str, valid: list[str], location: Location, where: str) -> InitErrorDetails:
