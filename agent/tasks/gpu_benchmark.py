@@ -26,13 +26,10 @@ class GpuBenchmark(Task[GpuParams]):
         base = super().capability()
         return base.model_copy(update={"available": found.available, "reason": found.reason})
 
-    def check(self, spec: ExperimentSpec) -> None:
-        super().check(spec)
+    def guard(self, spec: ExperimentSpec, params: GpuParams) -> None:
         # Cheap enough for the agent process; whether torch sees a GPU is asked in the job's.
         if not _torch.torch_installed():
             raise TaskError(_torch.NO_TORCH)
-
-    def guard(self, spec: ExperimentSpec, params: GpuParams) -> None:
         largest = max(params.memory_sizes_mb, default=0)
         what = f"the {largest:g} MB copy test pins that much host memory"
         _memory.require_host_memory(estimate(params, on_gpu=True).host_bytes, what)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import psutil
 import pytest
 
+from agent.tasks import _memory, _torch
+from agent.tasks.base import TaskError
 from common.params import ComputeParams, MemoryParams
 from common.requirements import GIB, cpu_matmul_bytes, memory_benchmark_bytes
 from tests.agent.jobs import (
@@ -86,3 +89,20 @@ def test_the_guard_message_says_what_the_job_needs_and_what_is_available(
     message = wait_for_end(client, job_id)["message"]
     assert f"this job needs about {needed:.1f} GiB of memory;" in message
     assert "GiB are available and a job may use" in message
+
+
+def test_device_memory_is_asked_of_torch_and_guarded() -> None:
+    """A narrow check of the GPU path (no GPU here): torch's free memory against the need."""
+    torch = SimpleNamespace(cuda=SimpleNamespace(mem_get_info=lambda device: (2 * GIB, 16 * GIB)))
+    free = _torch.free_memory(torch, "cuda:0")
+    assert free == 2 * GIB
+    _memory.require_device_memory(GIB, free, "cuda:0", "one case")
+    with pytest.raises(TaskError) as refused:
+        _memory.require_device_memory(3 * GIB, free, "cuda:0", "the largest matmul case")
+    assert str(refused.value) == (
+        "the largest matmul case: this job needs about 3.0 GiB of memory on cuda:0; 2.0 GiB "
+        "are available and a job may use 1.8 GiB of it (10% is kept free)"
+    )
+    # Where torch cannot tell (an older MPS build), the job runs and torch reports running out.
+    assert _torch.free_memory(SimpleNamespace(), "mps") is None
+    _memory.require_device_memory(1000 * GIB, None, "mps", "one case")
