@@ -7,7 +7,6 @@ output says which backend ran and why.
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from agent.tasks import _memory, _torch, register
 from agent.tasks._numpy_info import numpy_hardware_info
+from agent.tasks._timings import Timings
 from agent.tasks.base import Task, TaskCapability, TaskOutput, repeat_for
 from common.models import ExperimentSpec, PrecisionType, TaskType
 from common.params import ComputeParams
@@ -78,7 +78,7 @@ def _numpy_run(params: ComputeParams, requested: str, fallback: str | None) -> T
     precisions = [p for p in dict.fromkeys(params.precision_types) if p in NUMPY_DTYPES]
     cases = [(n, p) for n in dict.fromkeys(params.matrix_sizes) for p in precisions]
     operands = {case: _operands(*case) for case in cases}
-    timings: dict[Case, list[float]] = {case: [] for case in cases}
+    timings = {case: Timings() for case in cases}
 
     def sweep() -> None:
         for case, (a, b, out) in operands.items():
@@ -86,7 +86,7 @@ def _numpy_run(params: ComputeParams, requested: str, fallback: str | None) -> T
             for _ in range(params.iterations):
                 start = time.perf_counter()
                 np.matmul(a, b, out=out)
-                timings[case].append(time.perf_counter() - start)
+                timings[case].add(time.perf_counter() - start)
 
     rounds = repeat_for(params.min_duration_seconds, sweep)
     skipped = [
@@ -123,7 +123,7 @@ def _torch_run(params: ComputeParams, requested: str, torch: Any, device: str) -
     skipped: dict[tuple[PrecisionType, int | None], str] = {
         (p, None): reason for p in precisions if (reason := _torch.unsupported(torch, device, p))
     }
-    timings: dict[Case, list[float]] = {}
+    timings: dict[Case, Timings] = {}
 
     def sweep() -> None:
         for n in sizes:
@@ -139,7 +139,7 @@ def _torch_run(params: ComputeParams, requested: str, torch: Any, device: str) -
                     continue
                 finally:
                     _torch.release(torch, device)
-                timings.setdefault((n, precision), []).extend(seconds)
+                timings.setdefault((n, precision), Timings()).extend(seconds)
 
     rounds = repeat_for(params.min_duration_seconds, sweep)
     rows = [_summary(n, p, _torch.DTYPE_NAMES[p], s) for (n, p), s in timings.items()]
@@ -171,14 +171,14 @@ def _operands(n: int, precision: PrecisionType) -> tuple[np.ndarray, np.ndarray,
     return a, b, np.empty((n, n), dtype=dtype)
 
 
-def _summary(n: int, precision: PrecisionType, dtype: str, seconds: list[float]) -> dict[str, Any]:
+def _summary(n: int, precision: PrecisionType, dtype: str, seconds: Timings) -> dict[str, Any]:
     flop = 2.0 * n**3  # n^2 dot products of length n: n multiplies and n adds each
-    best, mean = min(seconds), statistics.fmean(seconds)
+    best, mean = seconds.best, seconds.mean
     return {
         "matrix_size": n,
         "precision": precision.value,
         "dtype": dtype,
-        "iterations": len(seconds),
+        "iterations": seconds.count,
         "seconds_best": best,
         "seconds_mean": mean,
         "gflops_best": flop / best / 1e9,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
 from agent.tasks import _memory, _torch, register
+from agent.tasks._timings import Timings
 from agent.tasks.base import Task, TaskCapability, TaskError, TaskOutput, repeat_for
 from common.models import ExperimentSpec, PrecisionType, TaskType
 from common.params import GpuParams
@@ -54,8 +54,8 @@ class GpuBenchmark(Task[GpuParams]):
         }
         skipped_cases: dict[tuple[PrecisionType, int], str] = {}
         skipped_memory: dict[float, str] = {}
-        matmul: dict[tuple[PrecisionType, int], list[float]] = {}
-        copies: dict[tuple[str, float], list[float]] = {}
+        matmul: dict[tuple[PrecisionType, int], Timings] = {}
+        copies: dict[tuple[str, float], Timings] = {}
 
         def sweep() -> None:
             for precision in precisions:
@@ -72,7 +72,7 @@ class GpuBenchmark(Task[GpuParams]):
                         continue
                     finally:
                         _torch.release(torch, device)
-                    matmul.setdefault((precision, n), []).extend(seconds)
+                    matmul.setdefault((precision, n), Timings()).extend(seconds)
             for size_mb in memory_sizes:
                 if size_mb in skipped_memory:
                     continue
@@ -90,7 +90,7 @@ class GpuBenchmark(Task[GpuParams]):
                 finally:
                     _torch.release(torch, device)
                 for kind, seconds in found.items():
-                    copies.setdefault((kind, size_mb), []).extend(seconds)
+                    copies.setdefault((kind, size_mb), Timings()).extend(seconds)
 
         rounds = repeat_for(params.min_duration_seconds, sweep)
         skipped = [{"precision": p.value, "reason": why} for p, why in skipped_precisions.items()]
@@ -120,14 +120,14 @@ class GpuBenchmark(Task[GpuParams]):
         )
 
 
-def _matmul_row(precision: PrecisionType, n: int, seconds: list[float]) -> dict[str, Any]:
+def _matmul_row(precision: PrecisionType, n: int, seconds: Timings) -> dict[str, Any]:
     flop = 2.0 * n**3
-    best, mean = min(seconds), statistics.fmean(seconds)
+    best, mean = seconds.best, seconds.mean
     return {
         "precision": precision.value,
         "matrix_size": n,
         "dtype": _torch.DTYPE_NAMES[precision],
-        "iterations": len(seconds),
+        "iterations": seconds.count,
         "seconds_best": best,
         "seconds_mean": mean,
         "tflops_best": flop / best / 1e12,
@@ -135,14 +135,14 @@ def _matmul_row(precision: PrecisionType, n: int, seconds: list[float]) -> dict[
     }
 
 
-def _copy_row(kind: str, size_mb: float, seconds: list[float]) -> dict[str, Any]:
+def _copy_row(kind: str, size_mb: float, seconds: Timings) -> dict[str, Any]:
     size = int(size_mb * MB)
     moved = 2 * size if kind == "d2d" else size
-    best, mean = min(seconds), statistics.fmean(seconds)
+    best, mean = seconds.best, seconds.mean
     return {
         "copy": kind,
         "size_mb": size_mb,
-        "iterations": len(seconds),
+        "iterations": seconds.count,
         "seconds_best": best,
         "seconds_mean": mean,
         "gbps_best": moved / best / 1e9,

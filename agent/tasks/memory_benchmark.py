@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Any
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from agent.tasks import _memory, register
 from agent.tasks._numpy_info import numpy_hardware_info
+from agent.tasks._timings import Timings
 from agent.tasks.base import Task, TaskOutput, repeat_for
 from common.models import ExperimentSpec, TaskType
 from common.params import MemoryParams
@@ -32,9 +32,7 @@ class MemoryBenchmark(Task[MemoryParams]):
     def execute(self, spec: ExperimentSpec, params: MemoryParams) -> TaskOutput:
         sizes = list(dict.fromkeys(params.test_sizes_mb))
         patterns = list(dict.fromkeys(params.test_patterns))
-        timings: dict[tuple[float, str], list[float]] = {
-            (s, p): [] for s in sizes for p in patterns
-        }
+        timings = {(s, p): Timings() for s in sizes for p in patterns}
 
         def sweep() -> None:
             for size in sizes:
@@ -46,6 +44,8 @@ class MemoryBenchmark(Task[MemoryParams]):
                     timings[(size, pattern)].extend(
                         _measure(pattern, src, dst, index, params.iterations_per_size)
                     )
+                # Freed before the next size is allocated: the guard counts three buffers.
+                del src, dst, index
 
         rounds = repeat_for(params.min_duration_seconds, sweep)
         results = [_summary(size, pattern, timings[(size, pattern)]) for size, pattern in timings]
@@ -84,13 +84,13 @@ def _measure(
     return seconds
 
 
-def _summary(size_mb: float, pattern: str, seconds: list[float]) -> dict[str, Any]:
+def _summary(size_mb: float, pattern: str, seconds: Timings) -> dict[str, Any]:
     moved = 2 * max(1, int(size_mb * MB) // 8) * 8
-    best, mean = min(seconds), statistics.fmean(seconds)
+    best, mean = seconds.best, seconds.mean
     return {
         "size_mb": size_mb,
         "pattern": pattern,
-        "iterations": len(seconds),
+        "iterations": seconds.count,
         "seconds_best": best,
         "seconds_mean": mean,
         "gbps_best": moved / best / 1e9,
