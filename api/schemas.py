@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import httpx
 from fastapi import Path
@@ -263,7 +265,7 @@ def _document(task_type: TaskType) -> type[BaseModel]:
     )
 
 
-ExperimentDocument = Union[tuple(_document(t) for t in TaskType)]  # type: ignore[valid-type]  # noqa: UP007
+ExperimentDocument = functools.reduce(operator.or_, (_document(t) for t in TaskType))
 
 
 class CreateExperimentRequest(RequestBody):
