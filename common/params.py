@@ -54,6 +54,7 @@ class TaskParams(BaseModel):
     )
 
 
+PRECISIONS = ", ".join(p.value for p in PrecisionType)
 CpuMatrixSize = Annotated[int, Field(gt=0, le=MAX_MATRIX_SIZE_CPU)]
 GpuMatrixSize = Annotated[int, Field(gt=0, le=MAX_MATRIX_SIZE_GPU)]
 Megabytes = Annotated[float, Field(gt=0, le=MAX_BUFFER_MB)]
@@ -66,39 +67,60 @@ class ComputeParams(TaskParams):
     """compute_benchmark: n x n matmul throughput per size and precision."""
 
     matrix_sizes: list[CpuMatrixSize] = Field(
-        default_factory=lambda: [256, 512], min_length=1, max_length=MAX_CASES
+        default_factory=lambda: [256, 512],
+        min_length=1,
+        max_length=MAX_CASES,
+        description=f"a list of sizes n of n x n matrices, each 1 to {MAX_MATRIX_SIZE_CPU}, "
+        "e.g. [512, 1024]",
     )
     precision_types: list[PrecisionType] = Field(
         default_factory=lambda: [PrecisionType.FP32, PrecisionType.FP64],
         min_length=1,
         max_length=MAX_CASES,
+        description=f"a list of precisions, e.g. [fp32, fp64]; valid: {PRECISIONS} "
+        "(NumPy multiplies fp64, fp32 and fp16)",
     )
-    iterations: int = Field(default=3, ge=1, le=10_000)
+    iterations: int = Field(
+        default=3, ge=1, le=10_000, description="timed multiplies per size and precision"
+    )
     device: CpuDevice | None = Field(
         default=None, description="cpu runs NumPy; a GPU device runs torch when there is one"
     )
-    device_index: int = Field(default=0, ge=0, le=1023)
+    device_index: int = Field(default=0, ge=0, le=1023, description="which GPU, when several")
 
 
 class MemoryParams(TaskParams):
     """memory_benchmark: host memory bandwidth per buffer size and access pattern."""
 
     test_sizes_mb: list[Megabytes] = Field(
-        default_factory=lambda: [16.0, 64.0], min_length=1, max_length=MAX_CASES
+        default_factory=lambda: [16.0, 64.0],
+        min_length=1,
+        max_length=MAX_CASES,
+        description=f"a list of buffer sizes in MB, each above 0 and at most {MAX_BUFFER_MB}, "
+        "e.g. [64, 256]",
     )
     test_patterns: list[Pattern] = Field(
-        default_factory=lambda: ["sequential", "random"], min_length=1, max_length=MAX_CASES
+        default_factory=lambda: ["sequential", "random"],
+        min_length=1,
+        max_length=MAX_CASES,
+        description="a list of access patterns: sequential, random",
     )
-    iterations_per_size: int = Field(default=3, ge=1, le=10_000)
+    iterations_per_size: int = Field(
+        default=3, ge=1, le=10_000, description="timed copies per size and pattern"
+    )
 
 
 class GpuParams(TaskParams):
     """gpu_benchmark: device memory bandwidth and matmul throughput per precision, with torch."""
 
-    device: GpuDevice = "auto"
-    device_index: int = Field(default=0, ge=0, le=1023)
+    device: GpuDevice = Field(default="auto", description="the GPU kind: auto, gpu, cuda, mps")
+    device_index: int = Field(default=0, ge=0, le=1023, description="which GPU, when several")
     matrix_sizes: list[GpuMatrixSize] = Field(
-        default_factory=lambda: [1024, 4096], min_length=1, max_length=MAX_CASES
+        default_factory=lambda: [1024, 4096],
+        min_length=1,
+        max_length=MAX_CASES,
+        description=f"a list of sizes n of n x n matrices, each 1 to {MAX_MATRIX_SIZE_GPU}, "
+        "e.g. [2048, 8192]",
     )
     precision_types: list[PrecisionType] = Field(
         default_factory=lambda: [
@@ -110,11 +132,19 @@ class GpuParams(TaskParams):
         ],
         min_length=1,
         max_length=MAX_CASES,
+        description=f"a list of precisions, e.g. [fp16, bf16]; valid: {PRECISIONS}",
     )
-    iterations: int = Field(default=10, ge=1, le=10_000)
-    warmup_iterations: int = Field(default=3, ge=0, le=1000)
-    memory_sizes_mb: list[Megabytes] = Field(default_factory=lambda: [256.0], max_length=MAX_CASES)
-    memory_iterations: int = Field(default=10, ge=1, le=10_000)
+    iterations: int = Field(default=10, ge=1, le=10_000, description="timed multiplies per case")
+    warmup_iterations: int = Field(
+        default=3, ge=0, le=1000, description="untimed runs before each case"
+    )
+    memory_sizes_mb: list[Megabytes] = Field(
+        default_factory=lambda: [256.0],
+        max_length=MAX_CASES,
+        description="a list of copy sizes in MB (device to device, host to device and back); "
+        "[] skips the copies",
+    )
+    memory_iterations: int = Field(default=10, ge=1, le=10_000, description="timed copies per size")
 
 
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -134,7 +164,9 @@ class ChatTemplate(BaseModel):
 class LlmParams(TaskParams):
     """llm_generation: one chat completion against an OpenAI-compatible endpoint."""
 
-    prompt_template: ChatTemplate
+    prompt_template: ChatTemplate = Field(
+        description='{"messages": [{"role": "user", "content": "..."}], "extra_body": {...}}'
+    )
     base_url: str = Field(
         pattern=r"^https?://", max_length=2048, description="e.g. http://localhost:8000/v1"
     )
@@ -144,7 +176,7 @@ class LlmParams(TaskParams):
         max_length=256,
         description="Name of the variable holding the API key",
     )
-    stream: bool = True
+    stream: bool = Field(default=True, description="true or false: stream the answer")
     include_usage: bool = Field(
         default=True, description="Ask a stream to end with a usage report (stream_options)"
     )
@@ -303,8 +335,17 @@ def _located(
             where_in = f"in {'.'.join(str(p) for p in loc[:-1])}"
             errors.append(_unknown(str(loc[-1]), sorted(inner.model_fields), location, where_in))
         else:
-            errors.append(_error(err["type"], err["msg"], location, err.get("input")))
+            message = err["msg"]
+            field = model.model_fields.get(str(name))
+            if field is not None and field.description and _is_type_error(err["type"]):
+                # Type errors do not say what is valid: the field's description does.
+                message = f"{message}; {name} is {field.description}"
+            errors.append(_error(err["type"], message, location, err.get("input")))
     return ValidationError.from_exception_data("ExperimentSpec", errors)
+
+
+def _is_type_error(kind: str) -> bool:
+    return kind.endswith(("_type", "_parsing")) or kind in ("missing", "model_type")
 
 
 def _model_at(model: type[BaseModel], path: Location) -> type[BaseModel] | None:

@@ -10,6 +10,7 @@ import typer
 import yaml
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from common.models import JobInfo, JobStatusEnum
@@ -57,7 +58,8 @@ def _plain(data: Any) -> Any:
 
 
 def _fail(err: RuckusAPIError) -> typer.Exit:
-    console.print(f"[red]error:[/] {err}")
+    # The server's words are text, not markup: `e.g. [fp32, fp64]` must reach the user whole.
+    console.print(f"[red]error:[/] {escape(str(err))}")
     return typer.Exit(1)
 
 
@@ -147,7 +149,7 @@ def experiments_create(
     try:
         spec = yaml.safe_load(file.read_text())  # YAML is a superset of JSON
     except yaml.YAMLError as err:
-        console.print(f"[red]error:[/] {file} is not valid YAML or JSON: {err}")
+        console.print(f"[red]error:[/] {file} is not valid YAML or JSON: {escape(str(err))}")
         raise typer.Exit(1) from err
     if isinstance(spec, dict) and "experiment_spec" in spec:
         spec = spec["experiment_spec"]

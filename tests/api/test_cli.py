@@ -107,8 +107,10 @@ CLI_WRONG = {
         "min_duration_seconds, runs, test_patterns, test_sizes_mb",
     ),
     "gpu_benchmark": (
-        "matrix_sizes: big",
-        "experiment_spec.task.params.matrix_sizes: Input should be a valid list",
+        "precision_types: fp16",
+        "experiment_spec.task.params.precision_types: Input should be a valid list; "
+        "precision_types is a list of precisions, e.g. [fp16, bf16]; valid: fp64, fp32, tf32, "
+        "fp16, bf16, int8, fp8",
     ),
     "llm_generation": (
         "base_url: http://127.0.0.1:11434/v1",
