@@ -71,7 +71,8 @@ WRONG = [
         "compute_benchmark",
         {"matrix_sizes": "big"},
         "body.experiment_spec.task.params.matrix_sizes",
-        "valid list",
+        "Input should be a valid list; matrix_sizes is a list of sizes n of n x n matrices, "
+        "each 1 to 16384, e.g. [512, 1024]",
     ),
     (
         "compute_benchmark",
