@@ -185,7 +185,9 @@ def unfit_reason(agent: AgentInfo, needs: Requirements) -> str | None:
     if asked and accepted is not None and framework not in accepted:
         shown = ", ".join(sorted(accepted)) or "none"
         return f"{name} cannot run {task} with framework {framework} (it accepts: {shown})"
-    on_gpu = needs.needs_gpu or (needs.prefers_gpu and bool(gpus))
+    # A task that prefers a GPU runs on one only where the agent says torch can use it.
+    runs_torch = _listed(capability, "frameworks", "pytorch")
+    on_gpu = needs.needs_gpu or (needs.prefers_gpu and bool(gpus) and runs_torch is not False)
     return _memory_reason(name, agent.system_info, needs, on_gpu, gpus or [])
 
 
@@ -221,6 +223,12 @@ def _task_capability(capabilities: Mapping[str, Any], task: str) -> Mapping[str,
     if isinstance(listed, list):
         return task in listed
     return True
+
+
+def _listed(capability: Mapping[str, Any] | bool, key: str, name: str) -> bool | None:
+    """Whether `name` is in the capability's list `key`; None when the agent does not say."""
+    listed = capability.get(key) if isinstance(capability, Mapping) else None
+    return name in listed if isinstance(listed, list) else None
 
 
 def _accepted_frameworks(

@@ -215,6 +215,17 @@ def test_a_compute_job_that_prefers_a_gpu_is_judged_on_the_path_it_will_take() -
     assert unfit_reason(agent("gpu", memory_gb=4.0, gpus=[H100]), needs) is None
     reason = unfit_reason(agent("cpu", memory_gb=4.0), needs)
     assert reason is not None and reason.startswith("agent cpu has 4.0 GiB of memory")
+    # A GPU that torch cannot use (the agent runs compute_benchmark with numpy only).
+    numpy_only = capabilities(
+        compute_benchmark={
+            "available": True,
+            "frameworks": ["numpy"],
+            "accepted_frameworks": ["numpy", "pytorch"],
+        }
+    )
+    no_torch = agent("no-torch", memory_gb=4.0, gpus=[H100], caps=numpy_only)
+    reason = unfit_reason(no_torch, needs)
+    assert reason is not None and reason.startswith("agent no-torch has 4.0 GiB of memory")
 
 
 def test_what_an_agent_does_not_report_is_not_held_against_it() -> None:
