@@ -72,6 +72,12 @@ def test_memory_benchmark_runs_to_completion_with_results(client: httpx.Client) 
     assert agent_state(client)["status"] == "idle"
 
 
+def misspelt_params() -> dict[str, object]:
+    spec = experiment("compute_benchmark")
+    spec["task"]["parms"] = spec["task"].pop("params")
+    return spec
+
+
 @pytest.mark.parametrize(
     ("spec", "named"),
     [
@@ -80,10 +86,13 @@ def test_memory_benchmark_runs_to_completion_with_results(client: httpx.Client) 
         (experiment("compute_benchmark", framework="vllm"), "framework 'vllm' is not supported"),
         (experiment("compute_benchmark", {"matrix_sizes": [0]}), "matrix_sizes.0"),
         (experiment("memory_benchmark", {"runs": 0}), "runs: Input should be greater than"),
-        # Rejected inside the job's process: more memory than the machine has.
+        # More memory than the machine has: refused before anything is allocated.
         (experiment("memory_benchmark", {"test_sizes_mb": [65536]}), "free memory"),
+        # What the server refuses at the door, the agent refuses too (specs stored before).
+        (misspelt_params(), "task.parms: unknown name 'parms' in task; did you mean 'params'?"),
+        (experiment("compute_benchmark", {"matrix_sizs": [64]}), "did you mean 'matrix_sizes'?"),
     ],
-    ids=["gpu-framework", "llm-params", "framework", "params", "runs", "in-process"],
+    ids=["gpu-framework", "llm-params", "framework", "params", "runs", "memory", "parms", "name"],
 )
 def test_a_job_the_agent_cannot_run_fails_clearly_and_the_agent_stays_idle(
     client: httpx.Client, spec: dict[str, object], named: str
