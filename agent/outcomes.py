@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.store import JobRecord
-from agent.worker import TaskOutcome
+from agent.task_process import TaskOutcome
 from common.models import JobResult, JobStatus, JobStatusEnum, utcnow
 
 LOG_TAIL_CHARS = 4000

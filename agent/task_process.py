@@ -1,4 +1,4 @@
-"""The child process that runs one task: `python -m agent.worker SPEC OUTCOME AGENT_PID`."""
+"""The child process that runs one task: `python -m agent.task_process SPEC OUTCOME AGENT_PID`."""
 
 from __future__ import annotations
 
