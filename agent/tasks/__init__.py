@@ -1,4 +1,4 @@
-"""The tasks this agent can execute: every module in this package registers one."""
+"""The tasks this agent can execute: each task module here registers one."""
 
 from __future__ import annotations
 
