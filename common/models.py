@@ -364,11 +364,8 @@ class AvailableResult(WireModel):
 
 
 def _available_results(value: Any) -> Any:
-    """Entries as objects: agents before the contract's shape listed bare job ids.
-
-    An entry that is neither is dropped: the list is informative, and one odd entry must not
-    make the whole status unreadable.
-    """
+    """Entries as objects (older agents of ours listed bare job ids); any other entry is dropped,
+    so one odd entry cannot make a whole status unreadable."""
     if not isinstance(value, list):
         return value
     entries: list[Any] = []
