@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from pydantic import Field, ValidationError
 
 from agent.redaction import inline_secrets
+from agent.tasks.output import TaskError, TaskOutput
+from agent.tasks.repeats import repeated
 from common.models import ExperimentSpec, TaskType, WireModel
 from common.params import (
     TASK_KINDS,
@@ -20,22 +22,7 @@ from common.params import (
     params_of,
 )
 
-
-class TaskError(Exception):
-    """An expected failure whose message is meant for the person who submitted the job."""
-
-
 ParamsT = TypeVar("ParamsT", bound=TaskParams)
-
-
-class TaskOutput(WireModel):
-    """What a task hands back; the runner wraps it into a JobResult."""
-
-    output: Any = None
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    hardware_info: dict[str, Any] = Field(default_factory=dict)
-    framework_version: str | None = None
-    model_actual: str | None = None
 
 
 class TaskCapability(WireModel):
@@ -113,8 +100,6 @@ class Task(ABC, Generic[ParamsT]):
 
     def run(self, spec: ExperimentSpec) -> TaskOutput:
         """All the runs the spec asks for (`runs`), combined; see agent.tasks.repeats."""
-        from agent.tasks.repeats import repeated  # here: repeats imports this module
-
         params = self.params(spec)
         result = repeated(lambda: self.execute(spec, params), params.runs)
         note = self.framework_note(spec)

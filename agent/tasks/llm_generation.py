@@ -21,6 +21,7 @@ import itertools
 import os
 from typing import Any
 
+from agent.redaction import mask_text
 from agent.tasks import _chat, register
 from agent.tasks.base import Task, TaskError, TaskOutput
 from common.models import ExperimentSpec, TaskType
@@ -173,4 +174,4 @@ def _percentile(ordered: list[float], q: float) -> float | None:
 
 def _scrub(text: str, secret: str | None) -> str:
     # An endpoint could echo what it was sent; the key must not reach a result or a status.
-    return text.replace(secret, "***") if secret else text
+    return mask_text(text, [secret]) if secret else text

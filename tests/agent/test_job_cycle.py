@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 import httpx
+import numpy
+import psutil
 import pytest
 
 from tests.agent.jobs import agent_state, experiment, job_status, submit, wait_for_end
@@ -46,11 +49,22 @@ def test_compute_benchmark_runs_to_completion_with_results(client: httpx.Client)
     completed = datetime.fromisoformat(result["completed_at"])
     assert (completed - started).total_seconds() >= 0.5
     assert result["hardware_info"]["numpy_version"] == result["framework_version"]
+    # The machine it ran on, for comparisons across agents.
+    machine = result["hardware_info"]
+    assert machine["cpu"]["cores_logical"] == os.cpu_count()
+    assert machine["memory_total_gb"] == pytest.approx(psutil.virtual_memory().total / 2**30, 0.01)
+    assert machine["frameworks"]["numpy"] == numpy.__version__
 
     state = agent_state(client)
     assert state["status"] == "idle"
     assert state["current_job_id"] is None
-    assert job_id in state["available_results"]
+    newest = state["available_results"][0]
+    assert newest == {
+        "job_id": job_id,
+        "completed_at": newest["completed_at"],
+        "result_type": "success",
+    }
+    assert datetime.fromisoformat(newest["completed_at"]) == completed
 
 
 def test_memory_benchmark_runs_to_completion_with_results(client: httpx.Client) -> None:
