@@ -1,1 +1,1 @@
-"""Ruckus agent package."""
+"""The agent service: its HTTP API, the one-job-at-a-time runner, its job records, the tasks."""

@@ -6,28 +6,44 @@ import asyncio
 import importlib.metadata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from agent import registration
+from agent.json_errors import JsonServerErrors, StrictJsonRoute
 from agent.runner import AgentBusyError, AgentUnavailableError, JobRunner
+from agent.store import UnreadableRecordError
 from agent.system_info import system_info
 from agent.tasks import supported_tasks
 from common.auth import bearer_check
 from common.body_limit import BodySizeLimit
 from common.models import (
+    JOB_ID_MAX_LENGTH,
+    JOB_ID_PATTERN,
     AgentHealth,
     AgentInfo,
     AgentInfoResponse,
+    AgentJobStatus,
     AgentStatus,
     ExecuteJobRequest,
     ExecuteJobResponse,
     JobResult,
-    JobStatus,
 )
 from common.settings import AgentSettings
+
+JobIdPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=JOB_ID_MAX_LENGTH,
+        pattern=JOB_ID_PATTERN,
+        description="The job's id: letters, digits, '_', '-' and '.', starting with a letter "
+        "or digit",
+    ),
+]
 
 
 def _version() -> str:
@@ -47,6 +63,7 @@ _ERRORS = {
     404: "No such job on this agent",
     409: "Busy with another job, or the job's results are not ready",
     413: "The request body is larger than the agent accepts",
+    500: "The job's record is on disk but cannot be read",
     503: "The agent cannot run jobs (its data directory is unusable)",
 }
 
@@ -92,7 +109,14 @@ def create_app(settings: AgentSettings) -> FastAPI:
 
     app = FastAPI(title="Ruckus agent", version=version, lifespan=lifespan)
     app.state.runner = runner
+    app.router.route_class = StrictJsonRoute
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(JsonServerErrors)
+
+    @app.exception_handler(UnreadableRecordError)
+    async def unreadable(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=500)
+
     api = APIRouter(
         prefix="/api/v1",
         dependencies=[
@@ -105,6 +129,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
             )
         ],
         responses=_errors(401),
+        route_class=StrictJsonRoute,
     )
 
     @app.get("/health", response_model=AgentHealth)
@@ -131,26 +156,37 @@ def create_app(settings: AgentSettings) -> FastAPI:
         except AgentUnavailableError as exc:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
         # A job id seen before is not run again; the answer carries its current status.
-        job_status = None if new else runner.status_of(record.job_id)
+        job_status = None if new else runner.status_answer(record)
         return ExecuteJobResponse(job_id=record.job_id, job_status=job_status)
 
     @api.get("/status", response_model=AgentStatus)
     async def agent_status() -> AgentStatus:
-        """`active` while a job runs, `idle` otherwise, `error` when jobs cannot run."""
+        """`active` while a job runs, `idle` otherwise, `error` when jobs cannot run.
+
+        `available_results` lists the newest finished jobs (RUCKUS_AGENT_AVAILABLE_RESULTS).
+        """
         return runner.agent_status()
 
-    @api.get("/status/{job_id}", response_model=JobStatus, responses=_errors(404))
-    async def job_status(job_id: str) -> JobStatus:
-        """The job's status; `timestamp` is the time of this answer. Unknown job: 404."""
-        found = runner.status_of(job_id)
+    @api.get(
+        "/status/{job_id}",
+        response_model=AgentJobStatus,
+        response_model_exclude_none=True,
+        responses=_errors(404, 500),
+    )
+    async def job_status(job_id: JobIdPath) -> AgentJobStatus:
+        """The job's status with its start and end where known; `timestamp` is now.
+
+        Unknown job (never seen, or past retention): 404.
+        """
+        found = await runner.status_of(job_id)
         if found is None:
             raise _unknown(job_id)
         return found
 
-    @api.get("/results/{job_id}", response_model=JobResult, responses=_errors(404, 409))
-    async def job_result(job_id: str) -> JobResult:
+    @api.get("/results/{job_id}", response_model=JobResult, responses=_errors(404, 409, 500))
+    async def job_result(job_id: JobIdPath) -> JobResult:
         """The result of a finished job, whatever its ending. Unknown: 404; still running: 409."""
-        record = runner.records.get(job_id)
+        record = await runner.find(job_id)
         if record is None:
             raise _unknown(job_id)
         if record.result is None:
@@ -160,8 +196,13 @@ def create_app(settings: AgentSettings) -> FastAPI:
             )
         return record.result
 
-    @api.delete("/jobs/{job_id}", response_model=JobStatus, responses=_errors(404))
-    async def cancel_job(job_id: str) -> JobStatus:
+    @api.delete(
+        "/jobs/{job_id}",
+        response_model=AgentJobStatus,
+        response_model_exclude_none=True,
+        responses=_errors(404, 500),
+    )
+    async def cancel_job(job_id: JobIdPath) -> AgentJobStatus:
         """Stop a running job and answer once its process is gone; a finished job is unchanged."""
         found = await runner.cancel(job_id)
         if found is None:
@@ -171,12 +212,12 @@ def create_app(settings: AgentSettings) -> FastAPI:
     @api.get("/info", response_model=AgentInfoResponse)
     async def info() -> AgentInfoResponse:
         """This machine (CPU, memory, GPUs, Python, frameworks) and what the agent can run."""
-        facts = await asyncio.to_thread(system_info)
+        facts = await asyncio.to_thread(system_info, settings.data_dir)
         capabilities = await asyncio.to_thread(_capabilities)
         agent_info = AgentInfo(
             agent_id=runner.agent_id,
             agent_name=settings.agent_name,
-            system_info=facts,
+            system_info=facts.model_dump(mode="json"),
             capabilities=capabilities,
             labels=settings.labels,
         )

@@ -15,12 +15,12 @@ Process = asyncio.subprocess.Process
 
 
 async def spawn(spec_path: Path, outcome_path: Path, log_path: Path) -> Process:
-    """Start `python -m agent.worker`; its output goes to the log file."""
+    """Start `python -m agent.task_process`; its output goes to the log file."""
     with log_path.open("wb") as log:
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "agent.worker",
+            "agent.task_process",
             str(spec_path),
             str(outcome_path),
             str(os.getpid()),

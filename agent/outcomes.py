@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from agent.redaction import masked, spec_secrets
 from agent.store import JobRecord
-from agent.worker import TaskOutcome
+from agent.system_info import hardware_info
+from agent.task_process import TaskOutcome
 from common.models import JobResult, JobStatus, JobStatusEnum, utcnow
+
+logger = logging.getLogger(__name__)
 
 LOG_TAIL_CHARS = 4000
 
@@ -107,6 +112,24 @@ def collected(
     seconds = final.result.duration_seconds or 0.0
     message = f"completed the {task_type} task in {seconds:.1f} s"
     return final.model_copy(update={"status": final.status.model_copy(update={"message": message})})
+
+
+def finalized(record: JobRecord) -> JobRecord:
+    """The final record as kept and shown: the machine's facts in its result, secrets masked.
+
+    Call it off the event loop: the machine's facts are gathered on first use.
+    """
+    if record.result is not None:
+        try:
+            machine = hardware_info()
+        except Exception:  # psutil on an odd system: the result stands without the machine
+            logger.exception("could not read this machine's facts for job %s", record.job_id)
+            machine = {}
+        record = _with_result(record, hardware_info=machine | record.result.hardware_info)
+    secrets = spec_secrets(record.spec)
+    if not secrets:
+        return record
+    return JobRecord.model_validate(masked(record.model_dump(), secrets))
 
 
 def _with_result(record: JobRecord, **fields: Any) -> JobRecord:

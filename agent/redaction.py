@@ -1,12 +1,22 @@
-"""Secrets put inline in an experiment spec: found so the job is refused, masked before storing."""
+"""Secrets kept out of what the agent stores and shows.
+
+Inline in an experiment spec: found so the job is refused, masked before storing. Named by the
+spec (`api_key_env`): their values are masked in every string of a job's status and result,
+before anything is cut, so not even a prefix of one survives.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from typing import Any
 
 from common.models import ExperimentSpec
 
 MASK = "***"
+# A run of this many leading characters of a secret is masked too: text cut short elsewhere
+# (an endpoint's own error message, say) can end in part of a key.
+MIN_PREFIX = 8
 # Parameter names that hold a credential. `api_key_env` (a variable's name) is not one.
 SECRET_NAMES = frozenset(
     {
@@ -65,3 +75,53 @@ def redacted(spec: ExperimentSpec) -> ExperimentSpec:
                 if is_secret_name(str(name)):
                     mapping[name] = MASK
     return copy
+
+
+def is_secret_variable(name: str) -> bool:
+    """Whether a parameter names the environment variable of a credential (`api_key_env`)."""
+    normal = name.strip().lower().replace("-", "_")
+    return normal.endswith("_env") and is_secret_name(normal.removesuffix("_env"))
+
+
+def spec_secrets(spec: ExperimentSpec) -> list[str]:
+    """The values of the credential variables the spec names, as set where the agent runs."""
+    names = {
+        value
+        for _, mapping in _places(spec)
+        if isinstance(mapping, dict)
+        for key, value in mapping.items()
+        if isinstance(value, str) and is_secret_variable(str(key))
+    }
+    return [secret for name in sorted(names) if (secret := os.environ.get(name))]
+
+
+def mask_text(text: str, secrets: Sequence[str]) -> str:
+    """`text` with every secret, and every run of its first MIN_PREFIX+ characters, masked."""
+    for secret in secrets:
+        if not secret:
+            continue
+        text = text.replace(secret, MASK)
+        if len(secret) <= MIN_PREFIX:
+            continue
+        head = secret[:MIN_PREFIX]
+        start = text.find(head)
+        while start != -1:
+            end = start + MIN_PREFIX
+            while end - start < len(secret) and text[end : end + 1] == secret[end - start]:
+                end += 1
+            text = text[:start] + MASK + text[end:]
+            start = text.find(head, start + len(MASK))
+    return text
+
+
+def masked(value: Any, secrets: Sequence[str]) -> Any:
+    """A copy of JSON-like data with the secrets masked in every string, keys included."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        return mask_text(value, secrets)
+    if isinstance(value, dict):
+        return {masked(k, secrets): masked(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(v, secrets) for v in value]
+    return value

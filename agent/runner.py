@@ -8,18 +8,21 @@ import logging
 import signal
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent import child, outcomes
 from agent.notify import Notifier
 from agent.redaction import redacted
-from agent.store import JobRecord, JobStore
+from agent.store import STORE_ERRORS, JobRecord, JobStore
 from agent.tasks import TaskError, resolve, supported_tasks
 from common.models import (
+    AgentJobStatus,
     AgentStatus,
     AgentStatusEnum,
+    AvailableResult,
     ExecuteJobRequest,
     JobStatus,
     JobStatusEnum,
@@ -28,6 +31,10 @@ from common.models import (
 from common.settings import AgentSettings
 
 logger = logging.getLogger(__name__)
+
+# Records kept in memory besides the running job's: the latest few, which the server asks about
+# right after they end. Everything else is read from disk when asked for.
+CACHED_RECORDS = 16
 
 
 class AgentBusyError(Exception):
@@ -64,36 +71,40 @@ class JobRunner:
     def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
         self.store = JobStore(settings.data_dir)
-        self.records: dict[str, JobRecord] = {}
+        # The latest records by job id, oldest first (see CACHED_RECORDS).
+        self.cached: OrderedDict[str, JobRecord] = OrderedDict()
         self.active: _ActiveJob | None = None
         self.agent_id = settings.agent_id or ""
         self._startup_error: str | None = None
         self._started = time.monotonic()
+        self._pruner: asyncio.Task[None] | None = None
         self.notifier = Notifier()
 
     # Lifecycle
 
     def start(self) -> None:
-        """Load the job records; a job that was running when the agent died is marked failed."""
+        """Open the job records; a job that was running when the agent died is marked failed.
+
+        Only the index and unfinished records are read, so start-up does not grow with history.
+        """
         supported_tasks()  # import the task modules now rather than during the first request
         try:
             self.store.prepare()
             self.agent_id = self.store.agent_id(self.settings.agent_id)
-            records = self.store.load_all()
+            unfinished = self.store.unfinished()
             self.store.clear_work_files()  # nothing runs yet, so whatever is there is left over
-        except OSError as exc:
+        except STORE_ERRORS as exc:
             self._startup_error = (
-                f"the data directory {self.settings.data_dir} is not usable: {exc.strerror or exc}"
+                f"the data directory {self.settings.data_dir} is not usable: "
+                f"{getattr(exc, 'strerror', None) or exc}"
             )
             self.agent_id = self.agent_id or f"agent_{uuid.uuid4().hex[:12]}"
             logger.error("the agent cannot run jobs: %s", self._startup_error)
             return
-        for record in records:
-            if not record.status.status.is_terminal:
-                record = outcomes.interrupted(record)
-                self._save_quietly(record)
-            self.records[record.job_id] = record
-        logger.info("agent %s ready with %d job records", self.agent_id, len(self.records))
+        for record in unfinished:
+            self._save_quietly(outcomes.finalized(outcomes.interrupted(record)))
+        self._pruner = asyncio.get_running_loop().create_task(self._prune_regularly())
+        logger.info("agent %s ready; %d job records on disk", self.agent_id, self.store.count())
 
     async def shutdown(self) -> None:
         job = self.active
@@ -101,7 +112,12 @@ class JobRunner:
             job.stop_reason = "shutdown"
             job.stop_requested.set()
             await asyncio.shield(job.supervisor)
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
         await self.notifier.aclose()
+        self.store.close()
 
     # Queries
 
@@ -127,22 +143,33 @@ class JobRunner:
             current_job_id=job.record.job_id if job else None,
             current_experiment_id=job.record.experiment_id if job else None,
             uptime_seconds=time.monotonic() - self._started,
-            available_results=[r.job_id for r in self.records.values() if r.result is not None],
+            available_results=self._newest_results(),
         )
 
-    def status_of(self, job_id: str) -> JobStatus | None:
-        record = self.records.get(job_id)
-        # The timestamp is when the status was read from the agent (the protocol's meaning).
-        return None if record is None else record.status.model_copy(update={"timestamp": utcnow()})
+    async def find(self, job_id: str) -> JobRecord | None:
+        """The job's record: the running one, a recent one, else read from disk."""
+        job = self.active
+        if job is not None and job.record.job_id == job_id:
+            return job.record
+        if (record := self.cached.get(job_id)) is not None:
+            return record
+        if self._startup_error:
+            return None
+        return await asyncio.to_thread(self.store.load, job_id)
+
+    async def status_of(self, job_id: str) -> AgentJobStatus | None:
+        record = await self.find(job_id)
+        return None if record is None else self.status_answer(record)
 
     # Commands
 
     async def submit(self, request: ExecuteJobRequest) -> tuple[JobRecord, bool]:
         """Start a job: (record, True); a job id already known is not run again: (record, False)."""
         # No await before the job is registered: the check and the claim are one step.
-        known = self.records.get(request.job_id)
-        if known is not None:
-            return known, False
+        if self._known(request.job_id):
+            known = await self.find(request.job_id)
+            if known is not None:
+                return known, False
         if self.active is not None:
             raise AgentBusyError(self.active.record.job_id)
         if problem := self.problem:
@@ -164,11 +191,13 @@ class JobRunner:
             resolve(spec)
         except TaskError as exc:
             record = outcomes.failed(record, None, str(exc), type(exc).__name__)
-            self.records[record.job_id] = record
+            self._remember(record)
+            record = await asyncio.to_thread(outcomes.finalized, record)
+            self._remember(record)
             await self._save(record)
             self.notifier.job_ended(_callbacks(request), record.job_id, record.status)
             return record, True
-        self.records[record.job_id] = record
+        self._remember(record)
         timeout = spec.timeout_seconds
         job = _ActiveJob(record, float(timeout or self.settings.default_timeout_seconds))
         job.callback_urls = _callbacks(request)
@@ -176,16 +205,14 @@ class JobRunner:
         job.supervisor = asyncio.create_task(self._supervise(job), name=f"job {record.job_id}")
         return record, True
 
-    async def cancel(self, job_id: str) -> JobStatus | None:
+    async def cancel(self, job_id: str) -> AgentJobStatus | None:
         """Stop the job if it runs (returns once its process is gone); a finished job is kept."""
-        if job_id not in self.records:
-            return None
         job = self.active
         if job is not None and job.record.job_id == job_id and job.supervisor is not None:
             job.stop_requested.set()
             # Shielded: a client that hangs up must not abort the bookkeeping of the stop.
             await asyncio.shield(job.supervisor)
-        return self.status_of(job_id)
+        return await self.status_of(job_id)
 
     # The one running job
 
@@ -201,8 +228,9 @@ class JobRunner:
             # Reached with the process alive only if this task itself was cancelled.
             if job.process is not None:
                 child.send(job.process, signal.SIGKILL)
+        final = await asyncio.to_thread(outcomes.finalized, final)
         # The final status and a free slot appear together: no reader sees one without the other.
-        self.records[job_id] = final
+        self._remember(final)
         self.active = None
         await self._save(final)
         self.notifier.job_ended(job.callback_urls, job_id, final.status)
@@ -224,7 +252,7 @@ class JobRunner:
         job.record = record.model_copy(
             update={"status": JobStatus(status=JobStatusEnum.RUNNING, message=message)}
         )
-        self.records[record.job_id] = job.record
+        self._remember(job.record)
         ended_by = await child.wait(job.process, job.stop_requested, job.deadline_seconds)
         if ended_by == "exited":
             return await asyncio.to_thread(
@@ -250,8 +278,69 @@ class JobRunner:
         # A failed write leaves the record in memory; /api/v1/status then reports `error`.
         try:
             self.store.save(record)
-        except OSError as exc:
+        except STORE_ERRORS as exc:
             logger.error("could not persist job %s: %s", record.job_id, exc)
+
+    # Records in memory and on disk
+
+    def _remember(self, record: JobRecord) -> None:
+        self.cached[record.job_id] = record
+        self.cached.move_to_end(record.job_id)
+        while len(self.cached) > CACHED_RECORDS:
+            self.cached.popitem(last=False)
+
+    def _known(self, job_id: str) -> bool:
+        job = self.active
+        if job is not None and job.record.job_id == job_id:
+            return True
+        return job_id in self.cached or (not self._startup_error and self.store.exists(job_id))
+
+    def status_answer(self, record: JobRecord) -> AgentJobStatus:
+        """The record's status; `timestamp` is when it was read (the protocol's meaning)."""
+        started = completed = None
+        if record.result is not None:
+            started, completed = record.result.started_at, record.result.completed_at
+        else:
+            job = self.active
+            running = job is not None and job.record.job_id == record.job_id
+            started = (job.started_at if running and job else None) or record.accepted_at
+        return AgentJobStatus(
+            job_id=record.job_id,
+            status=record.status.status,
+            message=record.status.message,
+            timestamp=utcnow(),
+            started_at=started,
+            completed_at=completed,
+        )
+
+    def _newest_results(self) -> list[AvailableResult]:
+        if self._startup_error:
+            return []
+        try:
+            return self.store.newest_results(self.settings.available_results)
+        except STORE_ERRORS as exc:
+            logger.error("could not read the job index: %s", exc)
+            return []
+
+    async def _prune_regularly(self) -> None:
+        """Delete records past their retention: now, then every retention_check_interval."""
+        while True:
+            try:
+                await self.prune()
+            except Exception:  # a failed sweep is tried again at the next interval
+                logger.exception("could not delete job records past their retention")
+            await asyncio.sleep(self.settings.retention_check_interval)
+
+    async def prune(self) -> int:
+        """Delete the ended records past retention (count and age); returns how many."""
+        cutoff = utcnow() - timedelta(days=self.settings.retention_days)
+        keep = self.settings.retention_max_records
+        removed = await asyncio.to_thread(self.store.prune, keep, cutoff)
+        for job_id in removed:
+            self.cached.pop(job_id, None)
+        if removed:
+            logger.info("deleted %d job records past their retention", len(removed))
+        return len(removed)
 
 
 def _callbacks(request: ExecuteJobRequest) -> list[str]:

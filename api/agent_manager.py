@@ -154,4 +154,3 @@ class AgentManager:
         if self._require_temporal is not None and await self._job_manager.unfinished_jobs(agent_id):
             await self._require_temporal()
         return await self._job_manager.cancel_agent_jobs(agent_id)
-

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -19,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.job_manager import SubmissionNotStarted, TemporalUnavailableError
 from api.schemas import ErrorResponse
+from common.limits import json_safe
 from common.storage import AlreadyExistsError, ConflictError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -150,7 +152,12 @@ def install_error_handlers(
             return _method_not_allowed(request)
         return await http_exception_handler(request, err)
 
+    async def invalid_request(_: Request, err: Exception) -> Response:
+        assert isinstance(err, RequestValidationError)
+        return JSONResponse({"detail": validation_details(err)}, status_code=422)
+
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
 
     table: list[tuple[type[Exception], Callable[[Exception], Response]]] = [
         (NotFoundError, not_found),
@@ -173,6 +180,11 @@ def install_error_handlers(
     ]
     for exc_type, fn in table:
         app.add_exception_handler(exc_type, handler(fn))
+
+
+def validation_details(err: RequestValidationError) -> list[dict[str, Any]]:
+    """FastAPI's 422 detail, with the echoed input made safe: NaN, deep or huge never make a 500."""
+    return [{key: json_safe(value) for key, value in error.items()} for error in err.errors()]
 
 
 def _method_not_allowed(request: Request) -> Response:

@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import httpx
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    create_model,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from temporalio.contrib.pydantic import pydantic_data_converter
 
-from common.models import AgentStatus, ExperimentSpec, JobInfo, RegisteredAgentInfo
+from common.limits import MAX_DEPTH, MAX_EXPERIMENT_BYTES, json_size, problems
+from common.models import (
+    AgentStatus,
+    ExperimentCapabilityRequirements,
+    ExperimentSpec,
+    JobInfo,
+    MetricsSpec,
+    RegisteredAgentInfo,
+    TaskType,
+)
+from common.params import MAX_TIMEOUT_SECONDS, TASK_KINDS, check_spec
 
 # The charset of experiment ids in common.models, used for every id the API accepts: ids end
 # up in URLs, workflow ids and log lines, so nothing outside it (no '/', no leading '.').
@@ -64,10 +87,45 @@ def _agent_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _refuse(errors: list[InitErrorDetails]) -> None:
+    if errors:
+        raise ValidationError.from_exception_data("request body", errors)
+
+
+def _error(kind: str, message: str, location: tuple[str | int, ...]) -> InitErrorDetails:
+    # The offending value is not echoed: it is what broke the bound.
+    return {"type": PydanticCustomError(kind, message), "loc": location, "input": None}
+
+
 class RequestBody(BaseModel):
-    """Base of request bodies: fields other Ruckus clients add are ignored."""
+    """Base of request bodies: fields other Ruckus clients add are ignored.
+
+    Every field's value nests at most MAX_DEPTH levels, holds only finite numbers and valid
+    Unicode (see common.limits); what breaks a bound is a 422 naming the place.
+    """
 
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        places: list[tuple[tuple[str, ...], Any]] = (
+            [((key,), value) for key, value in data.items()]
+            if isinstance(data, dict)
+            else [((), data)]
+        )
+        found = [
+            _error(kind, message, (*prefix, *location))
+            for prefix, value in places
+            for location, kind, message in problems(value, MAX_DEPTH)
+        ]
+        _refuse(found)
+        cls._check_bounded(data)
+        return data
+
+    @classmethod
+    def _check_bounded(cls, data: Any) -> None:
+        """Checks of a body known to be shallow, finite and encodable (raise ValidationError)."""
 
 
 # Agents
@@ -131,8 +189,105 @@ def _bounded_text(spec: ExperimentSpec) -> ExperimentSpec:
     return spec
 
 
+def _valid_experiment(value: Any) -> ExperimentSpec:
+    """The spec, checked as a job will run it; errors are located in the document."""
+    spec = ExperimentSpec.model_validate(value)
+    _bounded_text(spec)
+    check_spec(spec)
+    # As a job's workflow carries it: what the worker could not decode is refused here.
+    converter = pydantic_data_converter.payload_converter
+    try:
+        converter.from_payloads(converter.to_payloads([spec]), [ExperimentSpec])
+    except Exception as err:
+        raise ValueError(f"a job's workflow could not carry this experiment: {err}") from err
+    return spec
+
+
+# The experiment document as the schema shows it: one variant per task type, its params typed.
+# Only for the schema; `_valid_experiment` validates (with errors located as in the document).
+
+
+CLOSED = ConfigDict(extra="forbid")
+
+
+class _Closed(BaseModel):
+    model_config = CLOSED
+
+
+class _ExperimentDocument(ExperimentSpec):
+    model_config = CLOSED
+
+
+class _MetricsDocument(MetricsSpec):
+    model_config = CLOSED
+
+
+class _RequirementsDocument(ExperimentCapabilityRequirements):
+    model_config = CLOSED
+
+    timeout_seconds: int = Field(
+        default=3600, gt=0, le=MAX_TIMEOUT_SECONDS, description="The job deadline"
+    )
+
+
+def _document(task_type: TaskType) -> type[BaseModel]:
+    kind = TASK_KINDS[task_type]
+    title = "".join(word.title() for word in task_type.split("_"))
+    params = kind.params_model | None
+    # Params with required names are required in the task (the schema is stricter than the
+    # server, which also takes them from framework.params).
+    required = any(f.is_required() for f in kind.params_model.model_fields.values())
+    task_params = (kind.params_model, ...) if required else (params, None)
+    accepted = tuple(str(f) for f in sorted(kind.accepted_frameworks))
+    task = create_model(
+        f"{title}Task",
+        __base__=_Closed,
+        name=(str, ...),
+        type=(Literal[task_type.value], ...),
+        description=(str | None, None),
+        params=task_params,
+    )
+    framework = create_model(
+        f"{title}Framework",
+        __base__=_Closed,
+        name=(Literal[accepted], "unknown"),  # type: ignore[valid-type]
+        params=(params, Field(default=None, description="Overlaid by task.params")),
+    )
+    return create_model(
+        f"{title}Experiment",
+        __base__=_ExperimentDocument,
+        name=(str, Field(min_length=1, max_length=TEXT_LIMITS["name"])),
+        model=(str, Field(max_length=TEXT_LIMITS["model"])),
+        description=(str | None, Field(default=None, max_length=TEXT_LIMITS["description"])),
+        task=(task, ...),
+        framework=(framework, Field(default_factory=framework)),
+        metrics=(_MetricsDocument, Field(default_factory=_MetricsDocument)),
+        capability_requirements=(_RequirementsDocument | None, None),
+    )
+
+
+ExperimentDocument = functools.reduce(operator.or_, (_document(t) for t in TaskType))
+
+
 class CreateExperimentRequest(RequestBody):
-    experiment_spec: Annotated[ExperimentSpec, AfterValidator(_bounded_text)]
+    experiment_spec: Annotated[
+        ExperimentSpec, PlainValidator(_valid_experiment, json_schema_input_type=ExperimentDocument)
+    ] = Field(
+        description=f"The experiment: at most {MAX_EXPERIMENT_BYTES // 1024} KiB as JSON, "
+        f"nested at most {MAX_DEPTH} levels; `task.params` as its task type takes them "
+        "(unknown names are refused)"
+    )
+
+    @classmethod
+    def _check_bounded(cls, data: Any) -> None:
+        if isinstance(data, dict) and "experiment_spec" in data:
+            size = json_size(data["experiment_spec"])
+            if size > MAX_EXPERIMENT_BYTES:
+                message = (
+                    f"the experiment is {size} bytes as JSON; at most {MAX_EXPERIMENT_BYTES} "
+                    "are accepted"
+                )
+                _refuse([_error("too_large", message, ("experiment_spec",))])
 
 
 class CreateExperimentResponse(BaseModel):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 
 def _assume_utc(value: datetime) -> datetime:
@@ -159,6 +159,10 @@ def new_experiment_id() -> str:
 ExperimentId = Annotated[
     str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 ]
+# The server's id rule (no '/', no leading '.', so never `..`): ids name files and URLs.
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+JOB_ID_MAX_LENGTH = 128
+JobId = Annotated[str, Field(min_length=1, max_length=JOB_ID_MAX_LENGTH, pattern=JOB_ID_PATTERN)]
 
 
 class ExperimentSpec(OpenModel):
@@ -192,11 +196,19 @@ class JobStatus(WireModel):
     message: str = ""
 
 
+class AgentJobStatus(JobStatus):
+    """An agent's answer for one job: its status, and when it started and ended where known."""
+
+    job_id: str | None = None
+    started_at: AwareDatetime | None = None
+    completed_at: AwareDatetime | None = None
+
+
 class ExecuteJobRequest(WireModel):
     """The body of POST /api/v1/jobs on an agent."""
 
     experiment_spec: ExperimentSpec
-    job_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    job_id: JobId
     callback_url: str | None = Field(
         default=None,
         pattern=r"^https?://",
@@ -223,7 +235,7 @@ class ExecuteJobResponse(WireModel):
     job_id: str
     status: str = "accepted"
     # Set when the job id was already known to the agent: the job is not run again.
-    job_status: JobStatus | None = None
+    job_status: AgentJobStatus | None = None
 
 
 class JobResult(WireModel):
@@ -259,10 +271,69 @@ class JobInfo(WireModel):
 # Agents
 
 
+class SystemDetails(WireModel):
+    """`system_info.system`: the host, its OS and Python, memory and disk in GB."""
+
+    hostname: str
+    os: str
+    os_version: str
+    kernel: str
+    python_version: str
+    total_memory_gb: float
+    available_memory_gb: float
+    disk_total_gb: float
+    disk_available_gb: float
+
+
+class CpuDetails(WireModel):
+    """`system_info.cpu`; a count or frequency the machine does not tell is null."""
+
+    model: str
+    cores_physical: int | None = None
+    cores_logical: int | None = None
+    frequency_mhz: float | None = None
+    architecture: str
+
+
+class GpuDetails(OpenModel):
+    """One entry of `system_info.gpus`; more facts (driver, detection method) as extra keys."""
+
+    index: int
+    name: str
+    uuid: str | None = None
+    vendor: str = "unknown"
+    memory_total_mb: int | None = None
+    memory_available_mb: int | None = None
+    compute_capability: str | None = None
+    supported_precisions: list[str] = Field(default_factory=list)
+
+
+class FrameworkDetails(WireModel):
+    """One entry of `system_info.frameworks`: an installed framework and what was probed of it."""
+
+    name: str
+    version: str
+    available: bool = True
+    capabilities: dict[str, bool] = Field(default_factory=dict)
+
+
+class SystemInfo(OpenModel):
+    """`AgentInfo.system_info` in the contract's layout; anything more goes under new keys."""
+
+    system: SystemDetails
+    cpu: CpuDetails
+    gpus: list[GpuDetails] = Field(default_factory=list)
+    frameworks: list[FrameworkDetails] = Field(default_factory=list)
+    models: list[dict[str, Any]] = Field(default_factory=list)
+    hooks: list[dict[str, Any]] = Field(default_factory=list)
+    metrics: list[dict[str, Any]] = Field(default_factory=list)
+
+
 class AgentInfo(WireModel):
     agent_id: str
     agent_name: str | None = None
     agent_type: AgentType = AgentType.WHITE_BOX
+    # A mapping, not SystemInfo: agents of other versions lay it out in their own ways.
     system_info: dict[str, Any] = Field(default_factory=dict)
     capabilities: dict[str, Any] = Field(default_factory=dict)
     last_updated: AwareDatetime = Field(default_factory=utcnow)
@@ -282,6 +353,41 @@ class RegisteredAgentInfo(AgentInfo):
     status: AgentStatusEnum = AgentStatusEnum.IDLE
 
 
+class ResultType(StrEnum):
+    """How a job ended, as existing agents classify results in `available_results`."""
+
+    SUCCESS = "success"
+    PARTIAL = "partial"
+    CONSTRAINT = "constraint"
+    EXECUTION = "execution"
+    CANCELLED = "cancelled"
+
+
+class AvailableResult(WireModel):
+    """An entry of `AgentStatus.available_results`: a finished job whose result the agent holds."""
+
+    job_id: str
+    completed_at: AwareDatetime | None = None
+    # A string, not ResultType: other agents may classify results in their own words.
+    result_type: str | None = None
+
+
+def _available_results(value: Any) -> Any:
+    """Entries as objects (older agents of ours listed bare job ids); any other entry is dropped,
+    so one odd entry cannot make a whole status unreadable."""
+    if not isinstance(value, list):
+        return value
+    entries: list[Any] = []
+    for entry in value:
+        if isinstance(entry, str):
+            entries.append({"job_id": entry})
+        elif isinstance(entry, AvailableResult) or (
+            isinstance(entry, dict) and isinstance(entry.get("job_id"), str)
+        ):
+            entries.append(entry)
+    return entries
+
+
 class AgentStatus(WireModel):
     agent_id: str
     status: AgentStatusEnum
@@ -291,7 +397,10 @@ class AgentStatus(WireModel):
     current_experiment_id: str | None = None
     uptime_seconds: float = 0.0
     timestamp: AwareDatetime = Field(default_factory=utcnow)
-    available_results: list[Any] = Field(default_factory=list)
+    # Newest first and bounded by the agent (RUCKUS_AGENT_AVAILABLE_RESULTS).
+    available_results: Annotated[list[AvailableResult], BeforeValidator(_available_results)] = (
+        Field(default_factory=list)
+    )
 
 
 class AgentHealth(WireModel):

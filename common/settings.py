@@ -67,6 +67,27 @@ class AgentSettings(BaseSettings):
         default=None,
         description="The server's API key, sent when registering (`RUCKUS_API_KEY` when unset)",
     )
+    available_results: int = Field(
+        default=50,
+        ge=0,
+        le=1000,
+        description="Finished jobs listed in /api/v1/status `available_results`, newest first",
+    )
+    retention_max_records: int = Field(
+        default=10_000,
+        ge=1,
+        description="Finished jobs kept on disk; the oldest beyond this are deleted",
+    )
+    retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Days a finished job's status and results are kept after it ended",
+    )
+    retention_check_interval: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds between two sweeps that delete records past their retention",
+    )
 
 
 class StorageSettings(BaseSettings):

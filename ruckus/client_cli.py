@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from common.models import JobStatusEnum
 from ruckus.demo import watch_job
@@ -55,7 +56,8 @@ def _print_json(answer: Any) -> None:
 
 
 def _fail(err: RuckusAPIError) -> typer.Exit:
-    console.print(f"[red]error:[/] {err}", soft_wrap=True)
+    # The server's words are text, not markup: `e.g. [fp32, fp64]` must reach the user whole.
+    console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -211,7 +213,7 @@ def experiments_create(
     try:
         spec = yaml.safe_load(file.read_text())  # YAML is a superset of JSON
     except yaml.YAMLError as err:
-        console.print(f"[red]error:[/] {file} is not valid YAML or JSON: {err}")
+        console.print(f"[red]error:[/] {file} is not valid YAML or JSON: {escape(str(err))}")
         raise typer.Exit(1) from err
     if isinstance(spec, dict) and "experiment_spec" in spec:
         spec = spec["experiment_spec"]

@@ -1,4 +1,4 @@
-"""The tasks this agent can execute: every module in this package registers one."""
+"""The tasks this agent can execute: each task module here registers one."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from common.models import ExperimentSpec, TaskType
 
 _TASKS: dict[TaskType, Task] = {}
 _discovered = False
+# The modules every task builds on; they register nothing.
+_NOT_TASKS = frozenset({"base", "output", "repeats"})
 
 
 def register(cls: type[Task]) -> type[Task]:
@@ -21,7 +23,7 @@ def register(cls: type[Task]) -> type[Task]:
 def _discover() -> None:
     # Importing each module runs its @register, so adding a task is adding a module.
     for module in pkgutil.iter_modules(__path__):
-        if module.name != "base" and not module.name.startswith("_"):
+        if module.name not in _NOT_TASKS and not module.name.startswith("_"):
             importlib.import_module(f"{__name__}.{module.name}")
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 from httpx_sse import EventSource
 
-from agent.tasks.base import TaskError
+from agent.redaction import mask_text
+from agent.tasks.output import TaskError
 
 DETAIL_CHARS = 300
 STREAM_DONE = "[DONE]"
@@ -41,13 +42,12 @@ def chat(url: str, body: dict[str, Any], api_key: str | None, timeout: float) ->
 
 
 async def _chat(url: str, body: dict[str, Any], api_key: str | None, timeout: float) -> Exchange:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     exchange = Exchange(url=url, streamed=bool(body.get("stream")))
     # The asyncio deadline bounds the whole exchange; httpx's own timeouts only back it up.
     async with httpx.AsyncClient(timeout=httpx.Timeout(timeout + 5)) as client:
         try:
             async with asyncio.timeout(timeout):
-                await _exchange(client, body, headers, exchange)
+                await _exchange(client, body, api_key, exchange)
         except TimeoutError:
             progress = f" ({exchange.events} stream events had arrived)" if exchange.events else ""
             raise TaskError(
@@ -62,21 +62,25 @@ async def _chat(url: str, body: dict[str, Any], api_key: str | None, timeout: fl
 
 
 async def _exchange(
-    client: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str], exchange: Exchange
+    client: httpx.AsyncClient, body: dict[str, Any], api_key: str | None, exchange: Exchange
 ) -> None:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     if exchange.streamed:
-        headers = headers | {"Accept": "text/event-stream"}
+        headers |= {"Accept": "text/event-stream"}
+    # Everything read from the endpoint is masked as it arrives, before any of it is cut short
+    # or kept: an endpoint may echo the key it was sent anywhere.
+    secrets = [api_key] if api_key else []
     start = time.perf_counter()
     async with client.stream("POST", exchange.url, json=body, headers=headers) as response:
         if response.status_code >= 400:
             await response.aread()
             raise TaskError(
                 f"the endpoint answered HTTP {response.status_code} to POST {exchange.url}: "
-                f"{_error_detail(response)}"
+                f"{_error_detail(response, secrets)}"
             )
         content_type = response.headers.get("content-type", "")
         if exchange.streamed and "text/event-stream" in content_type:
-            await _read_stream(response, exchange, start)
+            await _read_stream(response, exchange, start, secrets)
             return
         await response.aread()
         exchange.e2e_seconds = time.perf_counter() - start
@@ -85,12 +89,14 @@ async def _exchange(
         exchange.notes.append(
             f"streaming was asked for but the endpoint answered with one {content_type or 'body'}"
         )
-    _read_completion(_json(response), exchange)
+    _read_completion(_json(response, secrets), exchange)
 
 
-async def _read_stream(response: httpx.Response, exchange: Exchange, start: float) -> None:
+async def _read_stream(
+    response: httpx.Response, exchange: Exchange, start: float, secrets: list[str]
+) -> None:
     async for event in EventSource(response).aiter_sse():
-        data = event.data.strip()
+        data = mask_text(event.data, secrets).strip()
         if not data:
             continue
         if data == STREAM_DONE:
@@ -142,23 +148,23 @@ def _first_choice(payload: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
+def _json(response: httpx.Response, secrets: list[str]) -> dict[str, Any]:
+    text = mask_text(response.text, secrets)
     try:
-        payload = response.json()
+        payload = json.loads(text)
     except ValueError:
-        raise TaskError(
-            f"the endpoint's answer is not JSON: {response.text[:DETAIL_CHARS]!r}"
-        ) from None
+        raise TaskError(f"the endpoint's answer is not JSON: {text[:DETAIL_CHARS]!r}") from None
     if not isinstance(payload, dict):
-        raise TaskError(f"the endpoint's answer is not a JSON object: {response.text[:80]!r}")
+        raise TaskError(f"the endpoint's answer is not a JSON object: {text[:80]!r}")
     return payload
 
 
-def _error_detail(response: httpx.Response) -> str:
+def _error_detail(response: httpx.Response, secrets: list[str]) -> str:
+    text = mask_text(response.text, secrets)
     try:
-        payload = response.json()
+        payload = json.loads(text)
     except ValueError:
-        return response.text.strip()[:DETAIL_CHARS] or response.reason_phrase
+        return text.strip()[:DETAIL_CHARS] or response.reason_phrase
     if isinstance(payload, dict):
         return _message(payload)[:DETAIL_CHARS]
     return json.dumps(payload)[:DETAIL_CHARS]

@@ -112,6 +112,19 @@ def device_info(torch: Any, device: str) -> dict[str, Any]:
     return info
 
 
+def free_memory(torch: Any, device: str) -> int | None:
+    """Bytes the device can still give a job, or None when torch cannot tell."""
+    if device.startswith("cuda"):
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    mps = getattr(torch, "mps", None)
+    limit = getattr(mps, "recommended_max_memory", None)
+    used = getattr(mps, "driver_allocated_memory", None)
+    if device == "mps" and callable(limit) and callable(used):
+        return max(0, int(limit()) - int(used()))
+    return None
+
+
 def capability(torch: Any, device: str) -> tuple[int, int] | None:
     if not device.startswith("cuda"):
         return None

@@ -5,47 +5,24 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from agent.redaction import inline_secrets
-from common.models import ExperimentSpec, FrameworkName, TaskType, WireModel
-
-MAX_RUNS = 1000
-
-
-class TaskError(Exception):
-    """An expected failure whose message is meant for the person who submitted the job."""
-
-
-class TaskParams(BaseModel):
-    """Base of task parameters; unknown keys are ignored so older experiment specs still run."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    min_duration_seconds: float = Field(
-        default=0.0, ge=0, description="Repeat the measurement until at least this long has passed"
-    )
-    runs: int = Field(
-        default=1,
-        ge=1,
-        le=MAX_RUNS,
-        description="Run the task this many times: the first is the cold start, the rest warm",
-    )
-
+from agent.tasks.output import TaskError, TaskOutput
+from agent.tasks.repeats import repeated
+from common.models import ExperimentSpec, TaskType, WireModel
+from common.params import (
+    TASK_KINDS,
+    TaskKind,
+    TaskParams,
+    check_spec,
+    framework_names,
+    params_of,
+)
 
 ParamsT = TypeVar("ParamsT", bound=TaskParams)
-
-
-class TaskOutput(WireModel):
-    """What a task hands back; the runner wraps it into a JobResult."""
-
-    output: Any = None
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    hardware_info: dict[str, Any] = Field(default_factory=dict)
-    framework_version: str | None = None
-    model_actual: str | None = None
 
 
 class TaskCapability(WireModel):
@@ -58,53 +35,45 @@ class TaskCapability(WireModel):
 
 
 class Task(ABC, Generic[ParamsT]):
-    """One kind of work. Subclasses set the class attributes and implement `execute` (one run)."""
+    """One kind of work. Subclasses set `task_type` and implement `execute` (one run).
+
+    Its params model and frameworks are the task type's `TaskKind` (common.params), the same
+    the server validates experiments with.
+    """
 
     task_type: ClassVar[TaskType]
-    params_model: ClassVar[type[TaskParams]]
-    # Run as asked; `fallback_frameworks` run with the native one instead, and the output says so.
-    frameworks: ClassVar[frozenset[FrameworkName]]
-    fallback_frameworks: ClassVar[frozenset[FrameworkName]] = frozenset()
-    # How the fallback note names what ran instead (default: the native framework names).
-    runs_with: ClassVar[str | None] = None
+
+    @property
+    def kind(self) -> TaskKind:
+        return TASK_KINDS[self.task_type]
 
     def params(self, spec: ExperimentSpec) -> ParamsT:
         """The task's parameters: `task.params` over `framework.params` (a task key wins)."""
-        raw: dict[str, Any] = {}
-        for source in (spec.framework.params, spec.task.params):
-            if isinstance(source, dict):
-                raw |= source
-            elif source is not None:
-                raise TaskError(
-                    f"params must be a mapping of names to values, not {type(source).__name__}"
-                )
         try:
-            return self.params_model.model_validate(raw)  # type: ignore[return-value]
+            return params_of(spec)  # type: ignore[return-value]
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise TaskError(f"invalid params for task type '{self.task_type}': {problems}") from exc
+            raise TaskError(
+                f"invalid params for task type '{self.task_type}': {_listed(exc)}"
+            ) from exc
 
     def framework_note(self, spec: ExperimentSpec) -> str | None:
         """None when the framework runs as asked, a note when it falls back; TaskError otherwise."""
-        name = spec.framework.name
-        if name in self.frameworks:
+        name, kind = spec.framework.name, self.kind
+        if name in kind.frameworks:
             return None
-        if name in self.fallback_frameworks:
-            native = self.runs_with or ", ".join(sorted(self.frameworks))
+        if name in kind.fallback_frameworks:
+            native = kind.runs_with or ", ".join(sorted(kind.frameworks))
             return f"framework '{name}' requested; task type '{self.task_type}' ran with {native}"
         raise TaskError(
             f"framework '{name}' is not supported for task type '{self.task_type}' on this agent "
-            f"(supported: {', '.join(sorted(self.frameworks | self.fallback_frameworks))})"
+            f"(supported: {', '.join(sorted(kind.accepted_frameworks))})"
         )
 
     def capability(self) -> TaskCapability:
         """What /api/v1/info reports for this task; tasks that need hardware override it."""
         return TaskCapability(
-            frameworks=_names(self.frameworks),
-            accepted_frameworks=_names(self.frameworks | self.fallback_frameworks),
+            frameworks=framework_names(self.kind.frameworks),
+            accepted_frameworks=framework_names(self.kind.accepted_frameworks),
         )
 
     def check(self, spec: ExperimentSpec) -> None:
@@ -116,13 +85,21 @@ class Task(ABC, Generic[ParamsT]):
                 "variable where the agent runs and name that variable with api_key_env "
                 '(e.g. "api_key_env": "OPENAI_API_KEY")'
             )
-        self.params(spec)
         self.framework_note(spec)
+        try:
+            # What the server checks when the experiment is created, for specs it did not check.
+            params = check_spec(spec)
+        except ValidationError as exc:
+            raise TaskError(
+                f"invalid experiment spec for task type '{self.task_type}': {_listed(exc)}"
+            ) from exc
+        self.guard(spec, params)  # type: ignore[arg-type]
+
+    def guard(self, spec: ExperimentSpec, params: ParamsT) -> None:
+        """Refuse, before anything is allocated, a job this machine cannot hold; TaskError."""
 
     def run(self, spec: ExperimentSpec) -> TaskOutput:
         """All the runs the spec asks for (`runs`), combined; see agent.tasks.repeats."""
-        from agent.tasks.repeats import repeated  # here: repeats imports this module
-
         params = self.params(spec)
         result = repeated(lambda: self.execute(spec, params), params.runs)
         note = self.framework_note(spec)
@@ -135,9 +112,8 @@ class Task(ABC, Generic[ParamsT]):
         """One run of the task."""
 
 
-def _names(frameworks: frozenset[FrameworkName]) -> list[str]:
-    # `unknown` is what a spec without a framework says; it names nothing an agent can run.
-    return sorted(str(f) for f in frameworks if f is not FrameworkName.UNKNOWN)
+def _listed(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
 def repeat_for(min_duration_seconds: float, measure: Callable[[], None]) -> int:

@@ -7,17 +7,23 @@ output says which backend ran and why.
 
 from __future__ import annotations
 
-import statistics
 import time
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field
 
-from agent.tasks import _torch, register
+from agent.tasks import _memory, _torch, register
 from agent.tasks._numpy_info import numpy_hardware_info
-from agent.tasks.base import Task, TaskCapability, TaskOutput, TaskParams, repeat_for
-from common.models import ExperimentSpec, FrameworkName, PrecisionType, TaskType
+from agent.tasks._timings import Timings
+from agent.tasks.base import Task, TaskCapability, TaskOutput, repeat_for
+from common.models import ExperimentSpec, PrecisionType, TaskType
+from common.params import ComputeParams
+from common.requirements import (
+    CPU_DEVICES,
+    compute_device,
+    cpu_matmul_bytes,
+    estimate,
+)
 
 NUMPY_DTYPES: dict[PrecisionType, type[np.floating[Any]]] = {
     PrecisionType.FP64: np.float64,
@@ -30,27 +36,12 @@ SKIP_REASONS: dict[PrecisionType, str] = {
     PrecisionType.INT8: "NumPy integer matmul bypasses BLAS, so it is no throughput measure",
     PrecisionType.FP8: "NumPy has no fp8 type",
 }
-Device = Literal["cpu", "auto", "gpu", "cuda", "mps"]
 Case = tuple[int, PrecisionType]
-
-
-class ComputeParams(TaskParams):
-    matrix_sizes: list[Annotated[int, Field(gt=0, le=16384)]] = Field(
-        default_factory=lambda: [256, 512], min_length=1
-    )
-    precision_types: list[PrecisionType] = Field(
-        default_factory=lambda: [PrecisionType.FP32, PrecisionType.FP64], min_length=1
-    )
-    iterations: int = Field(default=3, ge=1, le=10_000)
-    device: Device | None = None
-    device_index: int = Field(default=0, ge=0)
 
 
 @register
 class ComputeBenchmark(Task[ComputeParams]):
     task_type = TaskType.COMPUTE_BENCHMARK
-    params_model = ComputeParams
-    frameworks = frozenset({FrameworkName.NUMPY, FrameworkName.PYTORCH, FrameworkName.UNKNOWN})
 
     def capability(self) -> TaskCapability:
         base = super().capability()
@@ -58,11 +49,15 @@ class ComputeBenchmark(Task[ComputeParams]):
         runs = ["numpy", "pytorch"] if _torch.probe().available else ["numpy"]
         return base.model_copy(update={"frameworks": runs})
 
+    def guard(self, spec: ExperimentSpec, params: ComputeParams) -> None:
+        # Without torch the job runs NumPy on the CPU: refused here, before its process starts.
+        # With torch, whether a GPU is there is asked in the job's process (_numpy_run guards).
+        if compute_device(spec, params) in CPU_DEVICES or not _torch.torch_installed():
+            _guard_host(params)
+
     def execute(self, spec: ExperimentSpec, params: ComputeParams) -> TaskOutput:
-        requested = params.device or (
-            "auto" if spec.framework.name is FrameworkName.PYTORCH else "cpu"
-        )
-        if requested == "cpu":
+        requested = compute_device(spec, params)
+        if requested in CPU_DEVICES:
             return _numpy_run(params, requested, None)
         try:
             torch, device = _torch.select_device(requested, params.device_index)
@@ -71,11 +66,19 @@ class ComputeBenchmark(Task[ComputeParams]):
         return _torch_run(params, requested, torch, device)
 
 
+def _guard_host(params: ComputeParams) -> None:
+    sizes = ", ".join(str(n) for n in dict.fromkeys(params.matrix_sizes))
+    precisions = ", ".join(p.value for p in dict.fromkeys(params.precision_types))
+    what = f"matrix_sizes [{sizes}] in {precisions} hold three matrices per case at once"
+    _memory.require_host_memory(cpu_matmul_bytes(params), what)
+
+
 def _numpy_run(params: ComputeParams, requested: str, fallback: str | None) -> TaskOutput:
+    _guard_host(params)
     precisions = [p for p in dict.fromkeys(params.precision_types) if p in NUMPY_DTYPES]
     cases = [(n, p) for n in dict.fromkeys(params.matrix_sizes) for p in precisions]
     operands = {case: _operands(*case) for case in cases}
-    timings: dict[Case, list[float]] = {case: [] for case in cases}
+    timings = {case: Timings() for case in cases}
 
     def sweep() -> None:
         for case, (a, b, out) in operands.items():
@@ -83,7 +86,7 @@ def _numpy_run(params: ComputeParams, requested: str, fallback: str | None) -> T
             for _ in range(params.iterations):
                 start = time.perf_counter()
                 np.matmul(a, b, out=out)
-                timings[case].append(time.perf_counter() - start)
+                timings[case].add(time.perf_counter() - start)
 
     rounds = repeat_for(params.min_duration_seconds, sweep)
     skipped = [
@@ -109,12 +112,18 @@ def _numpy_run(params: ComputeParams, requested: str, fallback: str | None) -> T
 
 
 def _torch_run(params: ComputeParams, requested: str, torch: Any, device: str) -> TaskOutput:
+    _memory.require_device_memory(
+        estimate(params, on_gpu=True).gpu_bytes,
+        _torch.free_memory(torch, device),
+        device,
+        "the largest matmul case holds three matrices on the device",
+    )
     precisions = list(dict.fromkeys(params.precision_types))
     sizes = list(dict.fromkeys(params.matrix_sizes))
     skipped: dict[tuple[PrecisionType, int | None], str] = {
         (p, None): reason for p in precisions if (reason := _torch.unsupported(torch, device, p))
     }
-    timings: dict[Case, list[float]] = {}
+    timings: dict[Case, Timings] = {}
 
     def sweep() -> None:
         for n in sizes:
@@ -130,7 +139,7 @@ def _torch_run(params: ComputeParams, requested: str, torch: Any, device: str) -
                     continue
                 finally:
                     _torch.release(torch, device)
-                timings.setdefault((n, precision), []).extend(seconds)
+                timings.setdefault((n, precision), Timings()).extend(seconds)
 
     rounds = repeat_for(params.min_duration_seconds, sweep)
     rows = [_summary(n, p, _torch.DTYPE_NAMES[p], s) for (n, p), s in timings.items()]
@@ -162,14 +171,14 @@ def _operands(n: int, precision: PrecisionType) -> tuple[np.ndarray, np.ndarray,
     return a, b, np.empty((n, n), dtype=dtype)
 
 
-def _summary(n: int, precision: PrecisionType, dtype: str, seconds: list[float]) -> dict[str, Any]:
+def _summary(n: int, precision: PrecisionType, dtype: str, seconds: Timings) -> dict[str, Any]:
     flop = 2.0 * n**3  # n^2 dot products of length n: n multiplies and n adds each
-    best, mean = min(seconds), statistics.fmean(seconds)
+    best, mean = seconds.best, seconds.mean
     return {
         "matrix_size": n,
         "precision": precision.value,
         "dtype": dtype,
-        "iterations": len(seconds),
+        "iterations": seconds.count,
         "seconds_best": best,
         "seconds_mean": mean,
         "gflops_best": flop / best / 1e9,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import statistics
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from agent.tasks import _torch, register
-from agent.tasks.base import Task, TaskCapability, TaskError, TaskOutput, TaskParams, repeat_for
-from common.models import ExperimentSpec, FrameworkName, PrecisionType, TaskType
+from agent.tasks import _memory, _torch, register
+from agent.tasks._timings import Timings
+from agent.tasks.base import Task, TaskCapability, TaskError, TaskOutput, repeat_for
+from common.models import ExperimentSpec, PrecisionType, TaskType
+from common.params import GpuParams
+from common.requirements import estimate
 
 MB = 1024 * 1024
 BYTES_COUNTED = (
@@ -17,53 +17,34 @@ BYTES_COUNTED = (
 )
 
 
-class GpuParams(TaskParams):
-    device: Literal["auto", "gpu", "cuda", "mps"] = "auto"
-    device_index: int = Field(default=0, ge=0)
-    matrix_sizes: list[Annotated[int, Field(gt=0, le=32768)]] = Field(
-        default_factory=lambda: [1024, 4096], min_length=1
-    )
-    precision_types: list[PrecisionType] = Field(
-        default_factory=lambda: [
-            PrecisionType.FP32,
-            PrecisionType.TF32,
-            PrecisionType.FP16,
-            PrecisionType.BF16,
-            PrecisionType.FP8,
-        ],
-        min_length=1,
-    )
-    iterations: int = Field(default=10, ge=1, le=10_000)
-    warmup_iterations: int = Field(default=3, ge=0, le=1000)
-    memory_sizes_mb: list[Annotated[float, Field(gt=0, le=65536)]] = Field(
-        default_factory=lambda: [256.0]
-    )
-    memory_iterations: int = Field(default=10, ge=1, le=10_000)
-
-
 @register
 class GpuBenchmark(Task[GpuParams]):
     task_type = TaskType.GPU_BENCHMARK
-    params_model = GpuParams
-    frameworks = frozenset({FrameworkName.PYTORCH})
-    fallback_frameworks = frozenset({FrameworkName.UNKNOWN})
 
     def capability(self) -> TaskCapability:
         found = _torch.probe()
         base = super().capability()
         return base.model_copy(update={"available": found.available, "reason": found.reason})
 
-    def check(self, spec: ExperimentSpec) -> None:
-        super().check(spec)
+    def guard(self, spec: ExperimentSpec, params: GpuParams) -> None:
         # Cheap enough for the agent process; whether torch sees a GPU is asked in the job's.
         if not _torch.torch_installed():
             raise TaskError(_torch.NO_TORCH)
+        largest = max(params.memory_sizes_mb, default=0)
+        what = f"the {largest:g} MB copy test pins that much host memory"
+        _memory.require_host_memory(estimate(params, on_gpu=True).host_bytes, what)
 
     def execute(self, spec: ExperimentSpec, params: GpuParams) -> TaskOutput:
         try:
             torch, device = _torch.select_device(params.device, params.device_index)
         except LookupError as exc:
             raise TaskError(str(exc)) from exc
+        _memory.require_device_memory(
+            estimate(params, on_gpu=True).gpu_bytes,
+            _torch.free_memory(torch, device),
+            device,
+            "the largest matmul case or copy test on the device",
+        )
         precisions = list(dict.fromkeys(params.precision_types))
         sizes = list(dict.fromkeys(params.matrix_sizes))
         memory_sizes = list(dict.fromkeys(params.memory_sizes_mb))
@@ -73,8 +54,8 @@ class GpuBenchmark(Task[GpuParams]):
         }
         skipped_cases: dict[tuple[PrecisionType, int], str] = {}
         skipped_memory: dict[float, str] = {}
-        matmul: dict[tuple[PrecisionType, int], list[float]] = {}
-        copies: dict[tuple[str, float], list[float]] = {}
+        matmul: dict[tuple[PrecisionType, int], Timings] = {}
+        copies: dict[tuple[str, float], Timings] = {}
 
         def sweep() -> None:
             for precision in precisions:
@@ -91,7 +72,7 @@ class GpuBenchmark(Task[GpuParams]):
                         continue
                     finally:
                         _torch.release(torch, device)
-                    matmul.setdefault((precision, n), []).extend(seconds)
+                    matmul.setdefault((precision, n), Timings()).extend(seconds)
             for size_mb in memory_sizes:
                 if size_mb in skipped_memory:
                     continue
@@ -109,7 +90,7 @@ class GpuBenchmark(Task[GpuParams]):
                 finally:
                     _torch.release(torch, device)
                 for kind, seconds in found.items():
-                    copies.setdefault((kind, size_mb), []).extend(seconds)
+                    copies.setdefault((kind, size_mb), Timings()).extend(seconds)
 
         rounds = repeat_for(params.min_duration_seconds, sweep)
         skipped = [{"precision": p.value, "reason": why} for p, why in skipped_precisions.items()]
@@ -139,14 +120,14 @@ class GpuBenchmark(Task[GpuParams]):
         )
 
 
-def _matmul_row(precision: PrecisionType, n: int, seconds: list[float]) -> dict[str, Any]:
+def _matmul_row(precision: PrecisionType, n: int, seconds: Timings) -> dict[str, Any]:
     flop = 2.0 * n**3
-    best, mean = min(seconds), statistics.fmean(seconds)
+    best, mean = seconds.best, seconds.mean
     return {
         "precision": precision.value,
         "matrix_size": n,
         "dtype": _torch.DTYPE_NAMES[precision],
-        "iterations": len(seconds),
+        "iterations": seconds.count,
         "seconds_best": best,
         "seconds_mean": mean,
         "tflops_best": flop / best / 1e12,
@@ -154,14 +135,14 @@ def _matmul_row(precision: PrecisionType, n: int, seconds: list[float]) -> dict[
     }
 
 
-def _copy_row(kind: str, size_mb: float, seconds: list[float]) -> dict[str, Any]:
+def _copy_row(kind: str, size_mb: float, seconds: Timings) -> dict[str, Any]:
     size = int(size_mb * MB)
     moved = 2 * size if kind == "d2d" else size
-    best, mean = min(seconds), statistics.fmean(seconds)
+    best, mean = seconds.best, seconds.mean
     return {
         "copy": kind,
         "size_mb": size_mb,
-        "iterations": len(seconds),
+        "iterations": seconds.count,
         "seconds_best": best,
         "seconds_mean": mean,
         "gbps_best": moved / best / 1e9,

@@ -21,13 +21,12 @@ import itertools
 import os
 from typing import Any
 
-from pydantic import Field, field_validator
-
+from agent.redaction import mask_text
 from agent.tasks import _chat, register
-from agent.tasks.base import Task, TaskError, TaskOutput, TaskParams
-from common.models import ExperimentSpec, FrameworkName, PromptTemplate, TaskType
+from agent.tasks.base import Task, TaskError, TaskOutput
+from common.models import ExperimentSpec, TaskType
+from common.params import LlmParams
 
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 NO_USAGE = (
     "the endpoint reported no token usage: input_tokens, output_tokens and tokens_per_second "
     "are null (not estimated)"
@@ -37,38 +36,10 @@ NOT_STREAMED = "not streamed: time to first token and inter-token latency need s
 SAMPLING = ("max_tokens", "temperature", "top_p", "seed", "stop")
 
 
-class LlmParams(TaskParams):
-    prompt_template: PromptTemplate
-    base_url: str = Field(pattern=r"^https?://", description="e.g. http://localhost:8000/v1")
-    api_key_env: str | None = Field(
-        default=None, pattern=ENV_NAME, description="Name of the variable holding the API key"
-    )
-    stream: bool = True
-    include_usage: bool = Field(
-        default=True, description="Ask a stream to end with a usage report (stream_options)"
-    )
-    request_timeout_seconds: float = Field(default=120.0, gt=0, le=86_400)
-    max_tokens: int | None = Field(default=None, gt=0)
-    temperature: float | None = Field(default=None, ge=0)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = None
-    stop: str | list[str] | None = None
-
-    @field_validator("prompt_template")
-    @classmethod
-    def _has_messages(cls, value: PromptTemplate) -> PromptTemplate:
-        if not value.messages:
-            raise ValueError("needs at least one message")
-        return value
-
-
 @register
 class LlmGeneration(Task[LlmParams]):
     task_type = TaskType.LLM_GENERATION
-    params_model = LlmParams
-    frameworks = frozenset({FrameworkName.OPENAI})
-    fallback_frameworks = frozenset({FrameworkName.VLLM, FrameworkName.UNKNOWN})
-    runs_with = "its OpenAI-compatible chat completions API"
+    # No guard: one request and its answer, whatever the params; nothing grows with them.
 
     def execute(self, spec: ExperimentSpec, params: LlmParams) -> TaskOutput:
         api_key = self._api_key(params)
@@ -203,4 +174,4 @@ def _percentile(ordered: list[float], q: float) -> float | None:
 
 def _scrub(text: str, secret: str | None) -> str:
     # An endpoint could echo what it was sent; the key must not reach a result or a status.
-    return text.replace(secret, "***") if secret else text
+    return mask_text(text, [secret]) if secret else text

@@ -2,54 +2,37 @@
 
 from __future__ import annotations
 
-import statistics
 import time
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-import psutil
-from pydantic import Field
 
-from agent.tasks import register
+from agent.tasks import _memory, register
 from agent.tasks._numpy_info import numpy_hardware_info
-from agent.tasks.base import Task, TaskError, TaskOutput, TaskParams, repeat_for
-from common.models import ExperimentSpec, FrameworkName, TaskType
+from agent.tasks._timings import Timings
+from agent.tasks.base import Task, TaskOutput, repeat_for
+from common.models import ExperimentSpec, TaskType
+from common.params import MemoryParams
+from common.requirements import memory_benchmark_bytes
 
-Pattern = Literal["sequential", "random"]
 MB = 1024 * 1024
-
-
-class MemoryParams(TaskParams):
-    test_sizes_mb: list[Annotated[float, Field(gt=0, le=65536)]] = Field(
-        default_factory=lambda: [16.0, 64.0], min_length=1
-    )
-    test_patterns: list[Pattern] = Field(
-        default_factory=lambda: ["sequential", "random"], min_length=1
-    )
-    iterations_per_size: int = Field(default=3, ge=1, le=10_000)
 
 
 @register
 class MemoryBenchmark(Task[MemoryParams]):
     task_type = TaskType.MEMORY_BENCHMARK
-    params_model = MemoryParams
-    frameworks = frozenset({FrameworkName.NUMPY})
-    fallback_frameworks = frozenset({FrameworkName.PYTORCH, FrameworkName.UNKNOWN})
+
+    def guard(self, spec: ExperimentSpec, params: MemoryParams) -> None:
+        what = (
+            f"the {max(params.test_sizes_mb):g} MB test holds a source, a destination and an "
+            "index of that size in free memory"
+        )
+        _memory.require_host_memory(memory_benchmark_bytes(params), what)
 
     def execute(self, spec: ExperimentSpec, params: MemoryParams) -> TaskOutput:
         sizes = list(dict.fromkeys(params.test_sizes_mb))
         patterns = list(dict.fromkeys(params.test_patterns))
-        # Source, destination and (random) an int64 index array of the same length.
-        needed = 3 * max(sizes) * MB
-        available = psutil.virtual_memory().available
-        if needed > available:
-            raise TaskError(
-                f"a {max(sizes):g} MB test needs about {needed / MB:.0f} MB of free memory; "
-                f"{available / MB:.0f} MB are available"
-            )
-        timings: dict[tuple[float, str], list[float]] = {
-            (s, p): [] for s in sizes for p in patterns
-        }
+        timings = {(s, p): Timings() for s in sizes for p in patterns}
 
         def sweep() -> None:
             for size in sizes:
@@ -61,6 +44,8 @@ class MemoryBenchmark(Task[MemoryParams]):
                     timings[(size, pattern)].extend(
                         _measure(pattern, src, dst, index, params.iterations_per_size)
                     )
+                # Freed before the next size is allocated: the guard counts three buffers.
+                del src, dst, index
 
         rounds = repeat_for(params.min_duration_seconds, sweep)
         results = [_summary(size, pattern, timings[(size, pattern)]) for size, pattern in timings]
@@ -99,13 +84,13 @@ def _measure(
     return seconds
 
 
-def _summary(size_mb: float, pattern: str, seconds: list[float]) -> dict[str, Any]:
+def _summary(size_mb: float, pattern: str, seconds: Timings) -> dict[str, Any]:
     moved = 2 * max(1, int(size_mb * MB) // 8) * 8
-    best, mean = min(seconds), statistics.fmean(seconds)
+    best, mean = seconds.best, seconds.mean
     return {
         "size_mb": size_mb,
         "pattern": pattern,
-        "iterations": len(seconds),
+        "iterations": seconds.count,
         "seconds_best": best,
         "seconds_mean": mean,
         "gbps_best": moved / best / 1e9,

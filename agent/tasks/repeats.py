@@ -15,7 +15,7 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from agent.tasks.base import TaskError, TaskOutput
+from agent.tasks.output import TaskError, TaskOutput
 
 REPEATS_KEY = "repeats"
 NO_WARM_RUNS = "runs=1: the single run is the cold start; there are no warm runs to summarise"

@@ -7,6 +7,10 @@ body (the task's `extra_body` puts it there):
 - "no_usage": the answer without any usage report
 - "error": HTTP 500 with an OpenAI-style error body
 - "hang": no answer at all (streaming: one chunk, then nothing)
+- "echo_key": the answer, with the bearer key echoed in `model` and in `usage` (a misbehaving
+  endpoint)
+- "error_echo": HTTP 500 whose message quotes the key past its 280th character, so that cutting
+  the message at 300 characters leaves a prefix of the key
 The answer is "Echo:" followed by the words of the last user message, one streamed chunk per
 word; a token is a word, so usage counts are word counts.
 """
@@ -51,14 +55,24 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
         error = {"message": "invalid API key", "type": "invalid_request_error"}
         return JSONResponse({"error": error}, status_code=401)
     mode = body.get("fake_mode", "ok")
+    given = request.headers.get("authorization", "").removeprefix("Bearer ")
     if mode == "error":
         error = {"message": ERROR_MESSAGE, "type": "server_error"}
         return JSONResponse({"error": error}, status_code=500)
+    if mode == "error_echo":
+        error = {"message": f"{'x' * 280} key={given} was refused", "type": "server_error"}
+        return JSONResponse({"error": error}, status_code=500)
     words = answer_words(body["messages"])
-    usage = None if mode == "no_usage" else usage_of(body["messages"], words)
+    usage: dict[str, Any] | None = None
+    if mode != "no_usage":
+        usage = usage_of(body["messages"], words)
+    model = body["model"]
+    if mode == "echo_key" and usage is not None:
+        model = f"{model}@{given}"
+        usage |= {"api_key": given, given: 1, "details": [{"seen": f"Bearer {given}"}]}
     if body.get("stream"):
         include = (body.get("stream_options") or {}).get("include_usage", False)
-        events = stream(body["model"], words, usage if include else None, hang=mode == "hang")
+        events = stream(model, words, usage if include else None, hang=mode == "hang")
         return StreamingResponse(events, media_type="text/event-stream")
     if mode == "hang":
         await asyncio.sleep(3600)
@@ -66,7 +80,7 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": body["model"],
+        "model": model,
         "choices": [
             {
                 "index": 0,
@@ -95,7 +109,7 @@ def usage_of(messages: list[dict[str, Any]], words: list[str]) -> dict[str, int]
 
 
 async def stream(
-    model: str, words: list[str], usage: dict[str, int] | None, *, hang: bool
+    model: str, words: list[str], usage: dict[str, Any] | None, *, hang: bool
 ) -> AsyncIterator[str]:
     def event(choices: list[dict[str, Any]], **extra: Any) -> str:
         chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model}

@@ -64,12 +64,12 @@ def test_cancel_stops_the_running_job_and_its_process(
     client: httpx.Client, agent: AgentProcess
 ) -> None:
     job_id = submit(client, long_compute())
-    (worker,) = wait_until(lambda: task_processes(agent.pid), 10, what="the job's process")
+    (task_process,) = wait_until(lambda: task_processes(agent.pid), 10, what="the job's process")
 
     response = client.delete(f"/api/v1/jobs/{job_id}")
     assert response.status_code == 200
     assert response.json()["status"] == "cancelled"
-    assert not psutil.pid_exists(worker.pid)
+    assert not psutil.pid_exists(task_process.pid)
     assert task_processes(agent.pid) == []
     assert agent_state(client)["status"] == "idle"
 
@@ -101,9 +101,9 @@ def test_status_answers_within_100_ms_while_a_cpu_heavy_job_runs(
     client: httpx.Client, agent: AgentProcess
 ) -> None:
     job_id = submit(client, long_compute())
-    (worker,) = wait_until(lambda: task_processes(agent.pid), 10, what="the job's process")
+    (task_process,) = wait_until(lambda: task_processes(agent.pid), 10, what="the job's process")
     # Past start-up (imports take well under a CPU second): the matmul loop is running.
-    wait_until(lambda: worker.cpu_times().user > 1.5, 15, what="the job burning CPU")
+    wait_until(lambda: task_process.cpu_times().user > 1.5, 15, what="the job burning CPU")
 
     for _ in range(20):
         start = time.perf_counter()

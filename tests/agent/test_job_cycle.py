@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 import httpx
+import numpy
+import psutil
 import pytest
 
 from tests.agent.jobs import agent_state, experiment, job_status, submit, wait_for_end
@@ -46,11 +49,22 @@ def test_compute_benchmark_runs_to_completion_with_results(client: httpx.Client)
     completed = datetime.fromisoformat(result["completed_at"])
     assert (completed - started).total_seconds() >= 0.5
     assert result["hardware_info"]["numpy_version"] == result["framework_version"]
+    # The machine it ran on, for comparisons across agents.
+    machine = result["hardware_info"]
+    assert machine["cpu"]["cores_logical"] == os.cpu_count()
+    assert machine["memory_total_gb"] == pytest.approx(psutil.virtual_memory().total / 2**30, 0.01)
+    assert machine["frameworks"]["numpy"] == numpy.__version__
 
     state = agent_state(client)
     assert state["status"] == "idle"
     assert state["current_job_id"] is None
-    assert job_id in state["available_results"]
+    newest = state["available_results"][0]
+    assert newest == {
+        "job_id": job_id,
+        "completed_at": newest["completed_at"],
+        "result_type": "success",
+    }
+    assert datetime.fromisoformat(newest["completed_at"]) == completed
 
 
 def test_memory_benchmark_runs_to_completion_with_results(client: httpx.Client) -> None:
@@ -72,6 +86,12 @@ def test_memory_benchmark_runs_to_completion_with_results(client: httpx.Client) 
     assert agent_state(client)["status"] == "idle"
 
 
+def misspelt_params() -> dict[str, object]:
+    spec = experiment("compute_benchmark")
+    spec["task"]["parms"] = spec["task"].pop("params")
+    return spec
+
+
 @pytest.mark.parametrize(
     ("spec", "named"),
     [
@@ -80,10 +100,13 @@ def test_memory_benchmark_runs_to_completion_with_results(client: httpx.Client) 
         (experiment("compute_benchmark", framework="vllm"), "framework 'vllm' is not supported"),
         (experiment("compute_benchmark", {"matrix_sizes": [0]}), "matrix_sizes.0"),
         (experiment("memory_benchmark", {"runs": 0}), "runs: Input should be greater than"),
-        # Rejected inside the job's process: more memory than the machine has.
+        # More memory than the machine has: refused before anything is allocated.
         (experiment("memory_benchmark", {"test_sizes_mb": [65536]}), "free memory"),
+        # What the server refuses at the door, the agent refuses too (specs stored before).
+        (misspelt_params(), "task.parms: unknown name 'parms' in task; did you mean 'params'?"),
+        (experiment("compute_benchmark", {"matrix_sizs": [64]}), "did you mean 'matrix_sizes'?"),
     ],
-    ids=["gpu-framework", "llm-params", "framework", "params", "runs", "in-process"],
+    ids=["gpu-framework", "llm-params", "framework", "params", "runs", "memory", "parms", "name"],
 )
 def test_a_job_the_agent_cannot_run_fails_clearly_and_the_agent_stays_idle(
     client: httpx.Client, spec: dict[str, object], named: str

@@ -198,7 +198,8 @@ def test_an_inline_api_key_is_refused_and_never_stored(
     assert "api_key_env" in final["message"]
     assert requests_with(fake_llm.url, marker) == []  # the endpoint was never called
     everything = [json.dumps(final), json.dumps(result), agent.log()]
-    everything += [p.read_text() for p in Path(agent.data_dir).rglob("*") if p.is_file()]
+    files = [p for p in Path(agent.data_dir).rglob("*") if p.is_file()]
+    everything += [p.read_text(errors="replace") for p in files]
     assert not any(inline in text for text in everything)
 
 

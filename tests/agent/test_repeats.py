@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from agent.tasks.base import TaskError, TaskOutput
+from agent.tasks.output import TaskError, TaskOutput
 from agent.tasks.repeats import NO_WARM_RUNS, combine, repeated, summarize
 from tests.agent.jobs import experiment, submit, wait_for_end
 

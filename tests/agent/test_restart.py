@@ -30,11 +30,11 @@ def test_a_restarted_agent_still_answers_for_its_jobs(tmp_path: Path) -> None:
             result = http.get(f"/api/v1/results/{finished}").json()
 
             interrupted = submit(http, long_compute())
-            (worker,) = wait_until(lambda: task_processes(first.pid), 10, what="a job process")
+            (process,) = wait_until(lambda: task_processes(first.pid), 10, what="a job process")
     finally:
         first.kill()  # a crash: no chance to record anything
     # The orphaned job process notices and exits by itself.
-    wait_until(lambda: not psutil.pid_exists(worker.pid), 10, what="the orphan exiting")
+    wait_until(lambda: not psutil.pid_exists(process.pid), 10, what="the orphan exiting")
 
     with (
         AgentProcess(data_dir, log_path=tmp_path / "second.log") as second,
@@ -76,9 +76,9 @@ def test_stopping_the_agent_stops_its_job_and_records_why(tmp_path: Path) -> Non
     first = AgentProcess(data_dir, log_path=tmp_path / "first.log")
     with first as agent, httpx.Client(base_url=agent.url, timeout=15) as http:
         job_id = submit(http, long_compute())
-        (worker,) = wait_until(lambda: task_processes(agent.pid), 10, what="a job process")
+        (task_process,) = wait_until(lambda: task_processes(agent.pid), 10, what="a job process")
         agent.stop()  # SIGTERM: a graceful shutdown
-        assert not psutil.pid_exists(worker.pid)
+        assert not psutil.pid_exists(task_process.pid)
 
     second = AgentProcess(data_dir, log_path=tmp_path / "second.log")
     with second as agent, httpx.Client(base_url=agent.url, timeout=15) as http:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 from pathlib import Path
 
 import httpx
 import numpy
 import psutil
+import pytest
 
 from tests.agent.jobs import experiment
 from tests.support.processes import AgentProcess
@@ -20,12 +22,20 @@ def test_info_reports_this_machine(client: httpx.Client) -> None:
     info = response.json()["agent_info"]
     system = info["system_info"]
 
-    assert system["cpu"]["logical_cores"] == os.cpu_count()
+    assert system["cpu"]["cores_logical"] == os.cpu_count()
+    assert system["cpu"]["cores_physical"] == psutil.cpu_count(logical=False)
+    assert system["cpu"]["architecture"] == platform.machine().lower()
     assert system["cpu"]["model"]
-    assert system["memory"]["total_bytes"] == psutil.virtual_memory().total
-    assert system["python"]["version"] == platform.python_version()
-    assert system["frameworks"]["numpy"] == numpy.__version__
+    total_gb = psutil.virtual_memory().total / 2**30
+    assert system["system"]["total_memory_gb"] == pytest.approx(total_gb)
+    assert 0 < system["system"]["available_memory_gb"] <= total_gb
+    assert system["system"]["python_version"] == platform.python_version()
+    assert system["system"]["hostname"] == socket.gethostname()
+    assert system["system"]["kernel"] == platform.release()
+    numpy_entry = {"name": "numpy", "version": numpy.__version__, "available": True}
+    assert numpy_entry | {"capabilities": {}} in system["frameworks"]
     assert isinstance(system["gpus"], list)
+    assert (system["models"], system["hooks"], system["metrics"]) == ([], [], [])
     capabilities = info["capabilities"]
     assert set(capabilities["tasks"]) == {
         "compute_benchmark",

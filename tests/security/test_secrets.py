@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -31,6 +32,8 @@ from tests.security.conftest import (
 from tests.support.processes import ServiceProcess
 from tests.support.stack import HttpService
 
+# No prefix of the LLM key of 8 characters or more may survive anywhere (a cut copy of it).
+LLM_KEY_PREFIX = LLM_API_KEY[:8]
 SECRETS = {
     "API key": API_KEY,
     "agent token": AGENT_TOKEN,
@@ -119,15 +122,27 @@ async def test_a_worker_without_the_token_fails_the_job_and_the_agent_runs_nothi
     assert done.status.status is JobStatusEnum.COMPLETED, done.status
 
 
+# None: a well-behaved endpoint. echo_key: it echoes the key in `model` and `usage`.
+# error_echo: its error message quotes the key where a cut at 300 characters would fall.
+@pytest.mark.parametrize("mode", [None, "echo_key", "error_echo"])
 async def test_an_llm_key_is_in_no_workflow_history_and_not_in_storage(
-    secure: SecureStack, api_http: httpx.AsyncClient, agent_id: str, fake_llm: ServiceProcess
+    secure: SecureStack,
+    api_http: httpx.AsyncClient,
+    agent_id: str,
+    fake_llm: ServiceProcess,
+    mode: str | None,
 ) -> None:
-    spec = llm_experiment(fake_llm.url, "name three colours", max_tokens=16)
+    spec = llm_experiment(fake_llm.url, "name three colours", max_tokens=16, mode=mode)
     job = await run_job(api_http, agent_id, spec)
     # The agent read the key from the variable the spec names, and the endpoint accepted it.
-    assert job.status.status is JobStatusEnum.COMPLETED, job.status
+    expected = JobStatusEnum.FAILED if mode == "error_echo" else JobStatusEnum.COMPLETED
+    assert job.status.status is expected, job.status
+    assert LLM_KEY_PREFIX not in job.status.message
     result = (await api_http.get(f"/api/v1/results/{job.job_id}")).json()["result"]
-    assert result["status"] == "completed", result
+    assert result["status"] == expected.value, result
+    assert LLM_KEY_PREFIX not in json.dumps(result)
+    if mode == "echo_key":
+        assert result["model_actual"].endswith("@***")
 
     found = await histories(await secure.temporal.client())
     assert any(job.job_id in run for run in found), "the job's workflow is listed"
@@ -140,6 +155,7 @@ async def test_an_llm_key_is_in_no_workflow_history_and_not_in_storage(
             for name, secret in SECRETS.items():
                 assert secret.encode() not in raw, f"the {name} is in the history of {run}"
                 assert all(secret.encode() not in data for data in decoded), (name, run)
+            assert all(LLM_KEY_PREFIX.encode() not in data for data in decoded), run
     # The spec, with the name of the key's variable, is in history: the search looked there.
     assert seen_spec
 
@@ -147,6 +163,7 @@ async def test_an_llm_key_is_in_no_workflow_history_and_not_in_storage(
     assert LLM_KEY_ENV.encode() in stored and job.job_id.encode() in stored
     for name, secret in SECRETS.items():
         assert secret.encode() not in stored, f"the {name} is in the storage database"
+    assert LLM_KEY_PREFIX.encode() not in stored
 
 
 async def test_no_secret_is_in_any_log(secure: SecureStack, api: HttpService) -> None:
@@ -157,3 +174,4 @@ async def test_no_secret_is_in_any_log(secure: SecureStack, api: HttpService) ->
     assert "worker serving task queue" in logs and "GET /api/v1/jobs" in logs
     for name, secret in SECRETS.items():
         assert secret not in logs, f"the {name} is in a log"
+    assert LLM_KEY_PREFIX not in logs, "a prefix of the LLM key is in a log"

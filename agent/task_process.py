@@ -1,4 +1,4 @@
-"""The child process that runs one task: `python -m agent.worker SPEC OUTCOME AGENT_PID`."""
+"""The child process that runs one task: `python -m agent.task_process SPEC OUTCOME AGENT_PID`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 import traceback
 from pathlib import Path
 
+from agent.redaction import masked, spec_secrets
 from agent.store import write_atomically
 from agent.tasks import TaskError, resolve
 from agent.tasks.base import TaskOutput
@@ -36,8 +37,7 @@ def _exit_when_orphaned(agent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def run(spec_path: Path) -> TaskOutcome:
-    spec = ExperimentSpec.model_validate_json(spec_path.read_text(encoding="utf-8"))
+def run(spec: ExperimentSpec) -> TaskOutcome:
     try:
         return TaskOutcome(ok=True, payload=resolve(spec).run(spec))
     except TaskError as exc:
@@ -54,7 +54,10 @@ def run(spec_path: Path) -> TaskOutcome:
 def main(argv: list[str]) -> int:
     spec_path, outcome_path, agent_pid = Path(argv[0]), Path(argv[1]), int(argv[2])
     _exit_when_orphaned(agent_pid)
-    outcome = run(spec_path)
+    spec = ExperimentSpec.model_validate_json(spec_path.read_text(encoding="utf-8"))
+    outcome = run(spec)
+    # Masked before it touches the disk: the outcome file is in the agent's data dir.
+    outcome = TaskOutcome.model_validate(masked(outcome.model_dump(), spec_secrets(spec)))
     write_atomically(outcome_path, outcome.model_dump_json())
     return 0
 
