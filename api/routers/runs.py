@@ -217,7 +217,7 @@ def _no_fitting_agent(err: NoFittingAgentError, field: str) -> RequestValidation
         {
             "type": "value_error",
             "loc": ("body", field),
-            "msg": f"agent {agent}: {why}",
+            "msg": why,
             "input": agent,
         }
         for agent, why in err.reasons.items()

@@ -249,7 +249,7 @@ async def test_bad_input_starts_nothing(http: httpx.AsyncClient, three_agents: l
         (
             {"experiment_id": experiment_id, "selector": {"labels": {"gpu": "h100"}}},
             422,
-            f"agent {three_agents[0]}: lacks label gpu=h100",
+            f"agent {three_agents[0]} lacks label gpu=h100",
         ),
         ({"experiment_id": experiment_id, "repeats": 0}, 422, "repeats"),
         ({"experiment_id": experiment_id, "repeats": 21}, 422, "repeats"),
@@ -263,6 +263,25 @@ async def test_bad_input_starts_nothing(http: httpx.AsyncClient, three_agents: l
         response = await http.post("/api/v1/runs", json=body)
         assert response.status_code == status, (body, response.text)
         assert words in json.dumps(response.json()), (words, response.text)
+    # An experiment no agent here can run: each named agent answers why.
+    gpu_experiment = f"gpu-{uuid.uuid4().hex[:8]}"
+    spec = {
+        "id": gpu_experiment,
+        "name": "needs a GPU",
+        "model": "none",
+        "framework": {"name": "pytorch"},
+        "task": {"name": "gemm", "type": "gpu_benchmark", "params": {"matrix_sizes": [64]}},
+    }
+    created = await http.post("/api/v1/experiments/", json={"experiment_spec": spec})
+    assert created.status_code == 200, created.text
+    refused = await http.post(
+        "/api/v1/runs", json={"experiment_id": gpu_experiment, "agents": three_agents}
+    )
+    assert refused.status_code == 422, refused.text
+    assert [(e["loc"], e["input"]) for e in refused.json()["detail"]] == [
+        (["body", "agents"], agent_id) for agent_id in three_agents
+    ]
+    assert all("has no GPU" in e["msg"] for e in refused.json()["detail"]), refused.text
     assert (await http.get("/api/v1/runs", params={"limit": 500})).json()["runs"] == before
     jobs_after = (await http.get("/api/v1/jobs", params={"experiment_id": experiment_id})).json()
     assert jobs_after == jobs_before == {"jobs": {}}
