@@ -81,9 +81,13 @@ class RunWorkflow:
         )
         slots = [agent for agent in inp.agents for _ in range(inp.run.repeats)]
         handles: list[JobHandle | None] = [None] * len(slots)
+
+        async def start(index: int) -> None:
+            handles[index] = await self._start_job(slots[index])
+
         try:
-            for index, agent in enumerate(slots):
-                handles[index] = await self._start_job(agent)
+            # All at once: their starts share the workflow's tasks instead of one each.
+            await asyncio.gather(*(start(index) for index in range(len(slots))))
             await self._record_jobs(handles)
             # A job whose id storage already held never ran: it goes again under a new id.
             while retry := [i for i, h in enumerate(await self._ended(handles)) if _id_taken(h)]:

@@ -36,7 +36,8 @@ from common.storage import NotFoundError, StorageBackend
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
-MAX_AGENTS = 100
+# With MAX_REPEATS, at most 1,000 child workflows open at once (Temporal's default limit: 2,000).
+MAX_AGENTS = 50
 Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 RunIdPath = Annotated[
     str, Path(pattern=RUN_ID_PATTERN, description="The run's id: run_ and 12 hex digits")
@@ -125,6 +126,12 @@ async def create_run(
         chosen = choose_agents(spec, candidates, body.selector, all_named=bool(body.agents))
     except NoFittingAgentError as err:
         raise _no_fitting_agent(err, "agents" if body.agents else "selector") from err
+    if len(chosen) > MAX_AGENTS:
+        message = f"{len(chosen)} agents fit; a run takes at most {MAX_AGENTS}: name them or "
+        message += "narrow the selector"
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body", "selector"), "msg": message, "input": None}]
+        )
     settings: JobManagerSettings = request.app.state.job_settings
     run = await start_run(
         manager.client,
