@@ -188,12 +188,33 @@ class ExperimentSpec(OpenModel):
 # Jobs
 
 
+# The error type of a job its agent lost (it restarted while the job ran): sent again, not failed.
+AGENT_RESTARTED = "AgentRestarted"
+
+
 class JobStatus(WireModel):
-    """A job's status as reported by the agent at `timestamp`."""
+    """A job's status as reported by the agent at `timestamp`.
+
+    Past the request's three fields, all optional: agents that do not send them still work.
+    """
 
     status: JobStatusEnum
     timestamp: AwareDatetime = Field(default_factory=utcnow)
     message: str = ""
+    stage: str | None = Field(
+        default=None, max_length=500, description="What the task is doing now, for people"
+    )
+    progress: float | None = Field(
+        default=None, ge=0, le=1, description="Fraction of the task done, when it knows"
+    )
+    error_type: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Why an ended job failed, as a name: `AgentRestarted` when the agent lost it",
+    )
+    attempt: int | None = Field(
+        default=None, ge=1, description="Which sending of the job to its agent this is"
+    )
 
 
 class AgentJobStatus(JobStatus):
@@ -221,6 +242,18 @@ class ExecuteJobRequest(WireModel):
             max_length=16,
             description="The same on every API server, tried in order until one answers",
         )
+    )
+
+
+class JobLog(WireModel):
+    """A stretch of a job's log: GET /api/v1/jobs/{job_id}/logs?offset=N (agent and server)."""
+
+    job_id: str
+    offset: int = Field(ge=0, description="Where this stretch starts, in bytes of the log")
+    next_offset: int = Field(ge=0, description="The offset to ask for next, to follow the log")
+    text: str = ""
+    complete: bool = Field(
+        default=False, description="The job has ended: nothing past next_offset will come"
     )
 
 

@@ -143,6 +143,13 @@ class JobPolicy(BaseModel):
     queue_continue_as_new_events: int = Field(
         default=2000, ge=10, description="History events before a queue continues as new"
     )
+    job_agent_lost_retries: int = Field(
+        default=1,
+        ge=0,
+        le=10,
+        description="Times a job is sent again when its agent comes back without it (it "
+        "restarted); 0 fails such a job",
+    )
     queue_holder_check_interval: float = Field(
         default=60.0,
         gt=0,

@@ -7,6 +7,7 @@ every id and URL whole, dropping the least useful columns on a narrow terminal.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from common.models import JobStatusEnum
-from ruckus.demo import watch_job
+from ruckus.follow import follow_job
 from ruckus.http_client import DEFAULT_SERVER_URL, RuckusAPIError, RuckusClient
 from ruckus.tables import Column, seconds, show_fields, show_result, show_table, when
 
@@ -29,6 +30,7 @@ KeyOption = Annotated[
     str | None,
     typer.Option("--api-key", envvar="RUCKUS_API_KEY", help="API key, when the server has one"),
 ]
+LogsOption = Annotated[bool, typer.Option("--logs", help="Print the job's log lines as they come")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer")]
 WideOption = Annotated[
     bool, typer.Option("--wide", help="Every column, even past the terminal's width")
@@ -347,6 +349,7 @@ def jobs_submit(
     experiment_id: str,
     agent_id: str,
     watch: Annotated[bool, typer.Option("--watch", help="Follow the job until it ends")] = False,
+    logs: LogsOption = False,
     server: ServerOption = DEFAULT_SERVER_URL,
     api_key: KeyOption = None,
     as_json: JsonOption = False,
@@ -357,7 +360,7 @@ def jobs_submit(
             job = client.submit_job(experiment_id, agent_id)
             if watch:
                 # With --json the one document printed is the job as it ended.
-                _watch(client, job["job_id"], as_json)
+                _watch(client, job["job_id"], as_json, logs)
             elif as_json:
                 _print_json(job)
             else:
@@ -435,26 +438,50 @@ def jobs_cancel(
 @jobs_app.command("watch")
 def jobs_watch(
     job_id: str,
+    logs: LogsOption = False,
     server: ServerOption = DEFAULT_SERVER_URL,
     api_key: KeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a job's status live until it ends (exit code 2 when it does not complete)."""
+    """Follow a job live until it ends: status, stage, progress, elapsed time, and its results
+    (exit code 2 when it does not complete). Ctrl-C stops following, not the job."""
     try:
         with _client(server, api_key) as client:
-            _watch(client, job_id, as_json)
+            _watch(client, job_id, as_json, logs)
     except RuckusAPIError as err:
         raise _fail(err) from err
 
 
-def _watch(client: RuckusClient, job_id: str, as_json: bool) -> None:
-    watch_job(client, job_id, Console(stderr=True) if as_json else console)
-    job = client.job(job_id)
+@jobs_app.command("logs")
+def jobs_logs(
+    job_id: str,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the job ends")
+    ] = False,
+    server: ServerOption = DEFAULT_SERVER_URL,
+    api_key: KeyOption = None,
+) -> None:
+    """A job's log: from its agent while it runs, as saved once it ended."""
+    try:
+        with _client(server, api_key) as client:
+            offset = 0
+            while True:
+                stretch = client.job_logs(job_id, offset)
+                print(stretch["text"], end="", flush=True)
+                offset = stretch["next_offset"]
+                if stretch["complete"] or not (follow or stretch["text"]):
+                    return
+                if not stretch["text"]:
+                    time.sleep(1.0)
+    except RuckusAPIError as err:
+        raise _fail(err) from err
+
+
+def _watch(client: RuckusClient, job_id: str, as_json: bool, logs: bool) -> None:
+    ended = follow_job(client, job_id, Console(stderr=True) if as_json else console, logs=logs)
     if as_json:
-        _print_json(job)
-    else:
-        _show_job(job)
-    if (job.get("status") or {}).get("status") != JobStatusEnum.COMPLETED.value:
+        _print_json(client.job(job_id))
+    if ended.status.status is not JobStatusEnum.COMPLETED:
         raise typer.Exit(JOB_NOT_COMPLETED)
 
 

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         StatusRecord,
     )
     from common.models import (
+        AGENT_RESTARTED,
         AgentStatusEnum,
         ExperimentSpec,
         JobInfo,
@@ -83,6 +84,8 @@ class JobInput(BaseModel):
     agent_status: AgentStatusEnum
     policy: JobPolicy
     progress: JobProgress | None = None
+    # Which sending of the job to its agent this is (it is sent again when the agent lost it).
+    attempt: int = 1
 
     @property
     def timeout(self) -> timedelta:
@@ -109,24 +112,31 @@ class JobWorkflow:
         self._poll_requested = False
         self._notified: JobStatus | None = None
         self._id_taken = False
+        self._attempt = inp.attempt
 
     @workflow.run
     async def run(self, inp: JobInput) -> JobStatus:
+        """The job's story; its workflow then ends as the job did (see `_outcome`)."""
         try:
             if self._phase is Phase.JOINING:
                 if inp.agent_status is AgentStatusEnum.UNAVAILABLE:
-                    return await self._finish(JobStatusEnum.FAILED, "agent unavailable")
+                    return _outcome(await self._finish(JobStatusEnum.FAILED, "agent unavailable"))
                 await self._join_queue()
                 await workflow.wait_condition(lambda: self._phase >= Phase.GRANTED)
-                failed = await self.process_job()
-                if failed is not None:
-                    return await self._finish(JobStatusEnum.FAILED, failed)
-            return await self.process_job_status()
+            final = None
+            while final is None:  # once more when the agent lost the job and it is sent again
+                if self._phase < Phase.SENT:
+                    failed = await self.process_job()
+                    if failed is not None:
+                        return _outcome(await self._finish(JobStatusEnum.FAILED, failed))
+                final = await self.process_job_status()
+            return _outcome(final)
         except asyncio.CancelledError:
-            return await self._finish(JobStatusEnum.CANCELLED, "cancelled by request", stop=True)
+            await self._finish(JobStatusEnum.CANCELLED, "cancelled by request", stop=True)
+            raise
         except JobEndedElsewhere:
             await self._release()
-            return self._job.status
+            return _outcome(self._job.status)
         except JobIdTaken as err:
             raise ApplicationError(str(err), type=JOB_ID_TAKEN, non_retryable=True) from err
 
@@ -171,12 +181,13 @@ class JobWorkflow:
             if agent in (AgentStatusEnum.ERROR, AgentStatusEnum.UNAVAILABLE):
                 return f"agent reported status {agent.value}"
             # Busy with work from elsewhere: keep the agent, ask again on a backing-off timer.
-            await self._record(JobStatusEnum.QUEUED, "agent busy with other work")
+            await self._record(self._status(JobStatusEnum.QUEUED, "agent busy with other work"))
             await workflow.sleep(recheck)
             recheck = min(recheck * 2, self._policy.busy_agent_recheck_maximum)
 
-    async def process_job_status(self) -> JobStatus:
-        """Poll the agent on a durable timer until the job ends or its deadline passes."""
+    async def process_job_status(self) -> JobStatus | None:
+        """Poll the agent on a durable timer until the job ends or its deadline passes; None
+        when the agent lost the job (it restarted) and it is to be sent again."""
         assert self._progress is not None
         for _ in range(self._policy.job_continue_as_new_polls):
             remaining = (self._progress.deadline - workflow.now()).total_seconds()
@@ -190,30 +201,42 @@ class JobWorkflow:
             self._poll_requested = False
             # A notified end saves the status call; the agent's results must confirm it.
             reported, self._notified = self._notified, None
-            if reported is not None:
+            if reported is not None and not _lost(reported):
                 ended = await self.process_job_results(reported, confirm=True)
                 if ended is not None:
                     return ended
                 workflow.logger.warning(
                     "job %s: a notified end the agent's results do not confirm", self._job.job_id
                 )
-                reported = None
-            if reported is None:
-                try:
-                    reported = await call_agent(
-                        self._policy, JobActivities.get_job_status, self._job_call()
-                    )
-                except AgentCallFailed as err:
-                    lost = err.kind == AGENT_UNKNOWN_JOB
-                    message = f"agent lost the job: {err}" if lost else str(err)
-                    return await self._finish(JobStatusEnum.FAILED, message)
+            try:
+                reported = await call_agent(
+                    self._policy, JobActivities.get_job_status, self._job_call()
+                )
+            except AgentCallFailed as err:
+                if err.kind != AGENT_UNKNOWN_JOB:
+                    return await self._finish(JobStatusEnum.FAILED, str(err))
+                reported = JobStatus(
+                    status=JobStatusEnum.FAILED,
+                    message=f"agent lost the job: {err}",
+                    error_type=AGENT_RESTARTED,
+                )
+            if _lost(reported) and self._attempt <= self._policy.job_agent_lost_retries:
+                await self._send_again(reported)
+                return None
             if reported.status.is_terminal:
-                return await self._finish(reported.status, reported.message, at=reported.timestamp)
+                return await self._finish(
+                    reported.status,
+                    reported.message,
+                    at=reported.timestamp,
+                    error_type=reported.error_type,
+                )
             if reported.status is not JobStatusEnum.QUEUED:
                 await self._refresh(reported)
         # Bounded history: the job goes on in a new run, polling where it left off.
         await workflow.wait_condition(workflow.all_handlers_finished)
-        workflow.continue_as_new(self._inp.model_copy(update={"progress": self._progress}))
+        workflow.continue_as_new(
+            self._inp.model_copy(update={"progress": self._progress, "attempt": self._attempt})
+        )
 
     async def process_job_results(
         self, final: JobStatus, confirm: bool = False
@@ -292,7 +315,7 @@ class JobWorkflow:
             # Storage did not take the record that must precede the job: write it durably,
             # then ask the agent again (it may have become busy meanwhile).
             self._phase = Phase.GRANTED
-            await self._record(JobStatusEnum.ASSIGNED, SENT_MESSAGE)
+            await self._record(self._status(JobStatusEnum.ASSIGNED, SENT_MESSAGE))
             return AgentStatusEnum.IDLE
         if dispatch.stored is not None:  # may say the job ended before it was sent
             self._take_record(dispatch.stored, JobStatusEnum.ASSIGNED)
@@ -307,16 +330,37 @@ class JobWorkflow:
         return None
 
     async def _refresh(self, reported: JobStatus) -> None:
+        """Record what the agent says of a running job when it changed (stage, progress too),
+        and at least every RECORD_REFRESH, so the stored timestamp shows the job is watched."""
         assert self._progress is not None
-        last = self._job.status
-        changed = (reported.status, reported.message) != (last.status, last.message)
+        shown = ("status", "message", "stage", "progress")
+        last = self._job.status.model_dump(include=set(shown))
+        changed = reported.model_dump(include=set(shown)) != last
         stale = workflow.now() - self._progress.last_recorded_at >= RECORD_REFRESH
         if changed or stale:
-            await self._record(reported.status, reported.message, at=reported.timestamp)
+            await self._record(reported.model_copy(update={"attempt": self._attempt}))
             self._progress.last_recorded_at = workflow.now()
+        if changed and reported.stage:
+            done = f" ({reported.progress:.0%})" if reported.progress is not None else ""
+            workflow.set_current_details(f"{reported.stage}{done}")
+
+    async def _send_again(self, lost: JobStatus) -> None:
+        """The agent came back without the job: send it again, still holding the agent, so no
+        other job overtakes it."""
+        self._attempt += 1
+        attempts = self._policy.job_agent_lost_retries + 1
+        message = f"{lost.message}; sending it again (attempt {self._attempt} of {attempts})"
+        await self._record(self._status(JobStatusEnum.ASSIGNED, message))
+        self._phase = Phase.GRANTED
 
     async def _finish(
-        self, status: JobStatusEnum, message: str, *, at: datetime | None = None, stop: bool = False
+        self,
+        status: JobStatusEnum,
+        message: str,
+        *,
+        at: datetime | None = None,
+        stop: bool = False,
+        error_type: str | None = None,
     ) -> JobStatus:
         """Stop the job on its agent if asked, then its results and the end."""
         if stop and self._phase >= Phase.SENDING:
@@ -324,7 +368,7 @@ class JobWorkflow:
                 await call_agent(self._policy, JobActivities.cancel_job, self._job_call())
             except AgentCallFailed as err:
                 workflow.logger.warning("job %s: %s", self._job.job_id, err)
-        final = JobStatus(status=status, message=message, timestamp=at or workflow.now())
+        final = self._status(status, message, at=at, error_type=error_type)
         ended = await self.process_job_results(final)
         assert ended is not None  # only a notified end waits for confirmation
         return ended
@@ -338,12 +382,28 @@ class JobWorkflow:
             lambda: workflow.execute_local_activity(release_agent, release, **DURABLE_STEP),
         )
 
-    async def _record(
-        self, status: JobStatusEnum, message: str, *, at: datetime | None = None
-    ) -> None:
-        new = JobStatus(status=status, message=message, timestamp=at or workflow.now())
-        current = self._job.status
-        if (new.status, new.message) == (current.status, current.message):
+    def _status(
+        self,
+        status: JobStatusEnum,
+        message: str,
+        *,
+        at: datetime | None = None,
+        error_type: str | None = None,
+    ) -> JobStatus:
+        """A status of this job, stamped with its attempt once it has been sent."""
+        attempt = self._attempt if self._phase >= Phase.SENDING else None
+        return JobStatus(
+            status=status,
+            message=message,
+            timestamp=at or workflow.now(),
+            error_type=error_type,
+            attempt=attempt,
+        )
+
+    async def _record(self, new: JobStatus) -> None:
+        if new.model_dump(exclude={"timestamp"}) == self._job.status.model_dump(
+            exclude={"timestamp"}
+        ):
             return
         record = StatusRecord(job_id=self._job.job_id, status=new)
         stored = await until_done(
@@ -352,7 +412,7 @@ class JobWorkflow:
                 JobActivities.record_job_status, record, **DURABLE_STEP
             ),
         )
-        self._take_record(stored, status)
+        self._take_record(stored, new.status)
 
     def _take_record(self, stored: JobInfo, requested: JobStatusEnum) -> None:
         """Adopt what storage holds after a write; a job it says has ended stops here."""
@@ -369,8 +429,38 @@ class JobWorkflow:
 
     def _execute_call(self) -> ExecuteCall:
         return ExecuteCall(
-            agent_url=self._inp.agent_url, job_id=self._job.job_id, spec=self._inp.spec
+            agent_url=self._inp.agent_url,
+            job_id=self._job.job_id,
+            spec=self._inp.spec,
+            attempt=self._attempt,
         )
 
     def _job_call(self) -> JobCall:
         return JobCall(agent_url=self._inp.agent_url, job_id=self._job.job_id)
+
+
+# How a job's end shows as its workflow's: completed, or failed with a type that says why.
+_FAILURE_TYPES = {
+    JobStatusEnum.FAILED: "JobFailed",
+    JobStatusEnum.TIMEOUT: "JobTimedOut",
+    JobStatusEnum.CANCELLED: "JobCancelled",
+}
+
+
+def _outcome(final: JobStatus) -> JobStatus:
+    """The completed job's status as the workflow's result; any other end fails the workflow
+    (its results and status stored, its agent freed), so Temporal's own status tells the truth.
+    A job cancelled by request ends its workflow Canceled instead (see `run`)."""
+    if final.status is JobStatusEnum.COMPLETED:
+        return final
+    raise ApplicationError(
+        final.message or final.status.value,
+        final.model_dump(mode="json"),
+        type=_FAILURE_TYPES.get(final.status, "JobFailed"),
+        non_retryable=True,
+    )
+
+
+def _lost(status: JobStatus) -> bool:
+    """The agent came back without the job (it restarted): nothing was wrong with the job."""
+    return status.status is JobStatusEnum.FAILED and status.error_type == AGENT_RESTARTED

@@ -15,7 +15,7 @@ from api.dependencies import (
 )
 from api.errors import error_responses
 from api.idempotency import IdempotencyDep
-from api.job_manager import JobAlreadyFinishedError
+from api.job_manager import JobAlreadyFinishedError, SubmissionNotStarted
 from api.routers import collection_route
 from api.schemas import ID_MAX_LENGTH, ID_PATTERN, CreateJobRequest, JobIdPath, JobListResponse
 from common.job_ids import JobUtility
@@ -52,12 +52,16 @@ async def create_job(
     if idempotency.first_answer is not None:
         return JobInfo.model_validate(idempotency.first_answer)
     agent = await agents.refresh_if_unavailable(body.agent_id)
-    job = await manager.create_job(
-        body.experiment_id,
-        body.agent_id,
-        agent,
-        job_id=claim.resource_id if claim is not None else None,
-    )
+    try:
+        job = await manager.create_job(
+            body.experiment_id,
+            body.agent_id,
+            agent,
+            job_id=claim.resource_id if claim is not None else None,
+        )
+    except SubmissionNotStarted:
+        await idempotency.forget()  # that job will never run: a retry submits anew
+        raise
     await idempotency.answered(job)
     return job
 

