@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import Depends, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
 from api.agent_manager import AgentManager
@@ -17,7 +16,7 @@ from api.connections import Connections
 from api.dependencies import api_key_check, require_storage
 from api.errors import install_error_handlers
 from api.job_manager import JobManager
-from api.middleware import RejectControlCharacters, UnexpectedErrors
+from api.middleware import LoggedCORS, RejectControlCharacters, UnexpectedErrors
 from api.routers import agents, callbacks, experiments, health, job_follow, jobs, results
 from common.body_limit import BodySizeLimit
 from common.callbacks import CallbackSigner
@@ -112,8 +111,8 @@ def create_app(
     # Outside everything but CORS (so a browser can read the 413): refused before any read.
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
+        LoggedCORS,
+        allow_origins=settings.allowed_origins,
         allow_methods=["*"],
         allow_headers=["*"],
     )

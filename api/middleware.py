@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import json_error
@@ -58,3 +62,25 @@ class UnexpectedErrors:
                 raise
             response = json_error(500, "internal error: the server log has the details")
             await response(scope, receive, send)
+
+
+class LoggedCORS(CORSMiddleware):
+    """CORS that says in the server log which setting opens it to a refused origin."""
+
+    def __init__(self, app: ASGIApp, **options: Any) -> None:
+        super().__init__(app, **options)
+        self._told: set[str] = set()
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        origin = request_headers.get("origin", "")
+        refused = response.status_code == 400 and not self.is_allowed_origin(origin)
+        # Said once per origin (a bounded number of them): a page retries its preflights.
+        if refused and origin not in self._told and len(self._told) < 100:
+            self._told.add(origin)
+            log.warning(
+                "refused a browser's request from origin %s: add it to RUCKUS_CORS_ORIGINS "
+                "(a JSON list or comma-separated) to let its pages call the API",
+                origin[:200],
+            )
+        return response

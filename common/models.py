@@ -384,6 +384,9 @@ class RegisteredAgentInfo(AgentInfo):
     agent_url: str
     registered_at: AwareDatetime = Field(default_factory=utcnow)
     status: AgentStatusEnum = AgentStatusEnum.IDLE
+    # It has shown it reports a job's end (a notification arrived and its results agreed):
+    # its running jobs are polled only as a safety net.
+    notifies: bool = False
 
 
 class ResultType(StrEnum):
