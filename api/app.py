@@ -16,10 +16,11 @@ from api.connections import Connections
 from api.dependencies import api_key_check, require_storage
 from api.errors import install_error_handlers
 from api.job_manager import JobManager
-from api.middleware import LoggedCORS, RejectControlCharacters, UnexpectedErrors
+from api.middleware import LoggedCORS, RejectControlCharacters
 from api.routers import agents, callbacks, experiments, health, job_follow, jobs, results
 from common.body_limit import BodySizeLimit
 from common.callbacks import CallbackSigner
+from common.server_errors import JsonServerErrors
 from common.settings import JobManagerSettings, ServerSettings, StorageSettings, reveal
 from common.storage import StorageBackend, create_storage
 
@@ -106,7 +107,7 @@ def create_app(
     app.state.settings = settings
     app.state.job_settings = job_settings
     # Innermost: whatever escapes the error handlers becomes a JSON 500 that CORS still dresses.
-    app.add_middleware(UnexpectedErrors)
+    app.add_middleware(JsonServerErrors)
     app.add_middleware(RejectControlCharacters)
     # Outside everything but CORS (so a browser can read the 413): refused before any read.
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import json_error
 
@@ -31,37 +31,6 @@ class RejectControlCharacters:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
-
-
-class UnexpectedErrors:
-    """A JSON 500 for an error nothing else handled, and the connection kept open.
-
-    Starlette's outermost error handler answers 500 and then re-raises, and the server closes
-    the connection; here the error ends with the answer.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            log.exception("unexpected error answering %s %s", scope["method"], scope["path"])
-            if started:  # half an answer is out: only closing can tell the client
-                raise
-            response = json_error(500, "internal error: the server log has the details")
-            await response(scope, receive, send)
 
 
 class LoggedCORS(CORSMiddleware):

@@ -262,24 +262,25 @@ class JobWorkflow(JobRecords):
 
     async def _send(self) -> AgentStatusEnum | None:
         """Status, job and ASSIGNED record in one step; None once sent, else the agent's status."""
-        # First: a cancel while the job may be on its way must stop it on the agent.
-        self._phase = Phase.SENDING
         # Two agent calls and one try at the ASSIGNED record per try.
         per_try = 2 * self._policy.agent_call_timeout + RECORD_ONCE_TIMEOUT_S
-        try:
-            dispatch = await call_agent(
-                self._policy, JobActivities.dispatch, self._execute_call(), per_try=per_try
-            )
-        except AgentCallFailed as err:
-            if err.kind == AGENT_STATUS_FAILED:  # never asked whether it was idle: nothing sent
-                self._phase = Phase.GRANTED
-            raise
-        if dispatch.unrecorded:
+        while True:
+            # First: a cancel while the job may be on its way must stop it on the agent.
+            self._phase = Phase.SENDING
+            try:
+                dispatch = await call_agent(
+                    self._policy, JobActivities.dispatch, self._execute_call(), per_try=per_try
+                )
+            except AgentCallFailed as err:
+                if err.kind == AGENT_STATUS_FAILED:  # never asked if it was idle: nothing sent
+                    self._phase = Phase.GRANTED
+                raise
+            if not dispatch.unrecorded:
+                break
             # Storage did not take the record that must precede the job: write it durably,
             # then ask the agent again (it may have become busy meanwhile).
             self._phase = Phase.GRANTED
             await self._record(self._status(JobStatusEnum.ASSIGNED, SENT_MESSAGE))
-            return AgentStatusEnum.IDLE
         if dispatch.stored is not None:  # may say the job ended before it was sent
             self._take_record(dispatch.stored, JobStatusEnum.ASSIGNED)
         if dispatch.sent is None:
