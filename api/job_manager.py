@@ -125,7 +125,7 @@ class JobManager:
             )
             try:
                 async with asyncio.timeout(self._settings.submission_timeout):
-                    status = await self._start(inp, spec.name, join_existing=job_id is not None)
+                    return await self._start(inp, spec.name, join_existing=job_id is not None)
             except WorkflowAlreadyStartedError:
                 if job_id is not None:  # the claimed job ran already
                     return await self._storage.get_job(job_id)
@@ -138,7 +138,6 @@ class JobManager:
                 continue
             except (RPCError, TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
                 return await self._settle_unconfirmed(job, err)
-            return job.model_copy(update={"status": status})
         raise RuntimeError(f"no free job id after {MAX_ID_DRAWS} draws")
 
     async def cancel_job(self, job_id: str) -> None:
@@ -189,10 +188,9 @@ class JobManager:
         )
         return await handle.query(AgentQueueWorkflow.snapshot)
 
-    async def _start(
-        self, inp: JobInput, experiment_name: str, *, join_existing: bool
-    ) -> JobStatus:
-        """Update-with-start: the job's workflow begins and reports once it is queued."""
+    async def _start(self, inp: JobInput, experiment_name: str, *, join_existing: bool) -> JobInfo:
+        """Update-with-start: the job's workflow begins and answers its record once queued (a
+        concurrent repeat of a keyed submission gets that same record)."""
         job = inp.job
         start = WithStartWorkflowOperation(
             JobWorkflow.run,

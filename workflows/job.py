@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from common.models import (
         AGENT_RESTARTED,
         AgentStatusEnum,
+        JobInfo,
         JobStatus,
         JobStatusEnum,
     )
@@ -105,12 +106,12 @@ class JobWorkflow(JobRecords):
             raise ApplicationError(str(err), type=JOB_ID_TAKEN, non_retryable=True) from err
 
     @workflow.update
-    async def submitted(self) -> JobStatus:
-        """Answers once the job waits in its agent's queue (recorded), or has already ended."""
+    async def submitted(self) -> JobInfo:
+        """The job as recorded once it waits in its agent's queue, or has already ended."""
         await workflow.wait_condition(lambda: self._phase >= Phase.WAITING or self._id_taken)
         if self._id_taken:
             raise ApplicationError("the job id holds another job", type=JOB_ID_TAKEN)
-        return self._job.status
+        return self._job
 
     @workflow.signal(name=GRANT_SIGNAL)
     def grant(self) -> None:
