@@ -209,6 +209,13 @@ class JobManagerSettings(JobPolicy, BaseSettings):
         description="Signs callback URLs; set the same value on API servers and workers",
     )
     task_queue: str = Field(default="ruckus-jobs", description="Temporal task queue of jobs")
+    worker_sticky_timeout: float = Field(
+        default=3.0,
+        gt=0,
+        description="Seconds a workflow waits for the worker that has it cached before any "
+        "worker takes it: what a crashed worker costs the jobs it was running (Temporal's "
+        "default is 10)",
+    )
     temporal_namespace: str | None = Field(
         default=None, description="Overrides TEMPORAL_NAMESPACE when set"
     )
