@@ -371,24 +371,6 @@ class JobWorkflow(JobRecords):
             lambda: workflow.execute_local_activity(release_agent, release, **DURABLE_STEP),
         )
 
-    def _status(
-        self,
-        status: JobStatusEnum,
-        message: str,
-        *,
-        at: datetime | None = None,
-        error_type: str | None = None,
-    ) -> JobStatus:
-        """A status of this job, stamped with its attempt once it has been sent."""
-        attempt = self._attempt if self._phase >= Phase.SENDING else None
-        return JobStatus(
-            status=status,
-            message=message,
-            timestamp=at or workflow.now(),
-            error_type=error_type,
-            attempt=attempt,
-        )
-
     def _execute_call(self) -> ExecuteCall:
         return ExecuteCall(
             agent_url=self._inp.agent_url,

@@ -3,13 +3,15 @@ mirrored in the RuckusJobStatus search attribute. Workflow code: no I/O here."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.job import JobActivities, StatusRecord
     from common.models import JobInfo, JobStatus, JobStatusEnum
     from common.temporal import JOB_STATUS_KEY
-    from workflows.job_types import JobEndedElsewhere
+    from workflows.job_types import JobEndedElsewhere, Phase
     from workflows.steps import DURABLE_STEP, until_done
 
 
@@ -17,6 +19,26 @@ class JobRecords:
     """The job's record as storage last said it (`_job`), and how it changes."""
 
     _job: JobInfo
+    _attempt: int
+    _phase: Phase
+
+    def _status(
+        self,
+        status: JobStatusEnum,
+        message: str,
+        *,
+        at: datetime | None = None,
+        error_type: str | None = None,
+    ) -> JobStatus:
+        """A status of this job, stamped with its attempt once it has been sent."""
+        attempt = self._attempt if self._phase >= Phase.SENDING else None
+        return JobStatus(
+            status=status,
+            message=message,
+            timestamp=at or workflow.now(),
+            error_type=error_type,
+            attempt=attempt,
+        )
 
     async def _record(self, new: JobStatus) -> None:
         if new.model_dump(exclude={"timestamp"}) == self._job.status.model_dump(
