@@ -24,6 +24,8 @@ from common.models import (
 from common.storage import ConflictError, NotFoundError, StorageBackend
 
 SENT_MESSAGE = "job sent to the agent"
+# Agents bound a job's log themselves; past this much an agent is not believed.
+MAX_LOG_BYTES = 16 * 1024 * 1024
 # The ASSIGNED record is tried once in dispatch; the workflow's own durable write takes over after.
 RECORD_ONCE_TIMEOUT_S = 10.0
 
@@ -35,6 +37,7 @@ class JobCall(BaseModel):
 
 class ExecuteCall(JobCall):
     spec: ExperimentSpec
+    attempt: int = 1
 
 
 class Dispatch(BaseModel):
@@ -47,6 +50,8 @@ class Dispatch(BaseModel):
     unrecorded: bool = False
     # The ASSIGNED status when the agent took the job; None when it did not.
     sent: JobStatus | None = None
+    # The job went out with callback URLs: its agent may report its end.
+    callbacks: bool = False
 
 
 class StatusRecord(BaseModel):
@@ -66,6 +71,8 @@ class JobEnd(BaseModel):
     release: bool
     # The end was only notified: it stands once the agent's own results say the job ended.
     confirm: bool = False
+    # What the job showed of its agent: it reported the end (True), or missed it (False).
+    agent_notifies: bool | None = None
 
 
 class JobActivities:
@@ -101,7 +108,12 @@ class JobActivities:
         ours = call.job_id in (agent.current_job_id, *agent.running_jobs)
         if agent.status is not AgentStatusEnum.IDLE and not ours:
             return Dispatch(agent=agent.status)
-        sending = JobStatus(status=JobStatusEnum.ASSIGNED, message=SENT_MESSAGE, timestamp=utcnow())
+        sending = JobStatus(
+            status=JobStatusEnum.ASSIGNED,
+            message=SENT_MESSAGE,
+            timestamp=utcnow(),
+            attempt=call.attempt,
+        )
         try:
             async with asyncio.timeout(RECORD_ONCE_TIMEOUT_S):
                 stored = await self._storage.record_job_status(call.job_id, sending)
@@ -123,7 +135,7 @@ class JobActivities:
             if failure.type == AGENT_BUSY:  # another job took the agent since its status
                 return Dispatch(agent=AgentStatusEnum.ACTIVE, stored=stored)
             raise failure from err
-        return Dispatch(agent=agent.status, stored=stored, sent=sending)
+        return Dispatch(agent=agent.status, stored=stored, sent=sending, callbacks=bool(callbacks))
 
     @activity.defn
     async def get_job_status(self, call: JobCall) -> JobStatus:
@@ -171,11 +183,10 @@ class JobActivities:
                 return None
             status = status.model_copy(update={"status": ended})
         if results is not None:
-            # Stored under the job that made them, whatever the agent wrote.
-            results["job_id"] = job_id
-            results.setdefault("experiment_id", end.job.experiment_id)
+            results = _as_stored(results, end.job, status)
+        log = await self._fetch_log(end.agent_url, job_id) if end.agent_url else None
         try:
-            stored = await self._storage.record_job_end(job_id, status, results)
+            stored = await self._storage.record_job_end(job_id, status, results, log)
         except NotFoundError:
             if end.release:  # a job that joined its queue has a record
                 raise
@@ -183,11 +194,28 @@ class JobActivities:
             stored = await self._storage.create_job(end.job.model_copy(update={"status": status}))
         except ConflictError as err:
             raise ApplicationError(str(err), type=STORAGE_CONFLICT, non_retryable=True) from err
+        if end.agent_notifies is not None:
+            await self._storage.set_agent_notifies(end.job.agent_id, end.agent_notifies)
         # Only once the end is stored: the next job's ASSIGNED record needs the agent free.
         if end.release:
             agent_id = end.job.agent_id
             await release(activity.client(), QueueRelease(agent_id=agent_id, job_id=job_id))
         return stored
+
+    async def _fetch_log(self, agent_url: str, job_id: str) -> str | None:
+        """The job's whole log from its agent, or None when the agent keeps none (an existing
+        agent) or cannot give it now; never a reason to hold up the job's end."""
+        parts, offset = [], 0
+        try:
+            while True:
+                stretch = await self._agents.get_job_logs(agent_url, job_id, offset)
+                parts.append(stretch.text)
+                if stretch.complete or not offset < stretch.next_offset <= MAX_LOG_BYTES:
+                    return "".join(parts)
+                offset = stretch.next_offset
+        except AgentCallError as err:
+            activity.logger.info("job %s: no log from its agent: %s", job_id, err)
+            return "".join(parts) or None
 
     async def _fetch_results(
         self, agent_url: str, job_id: str, agent_attempts: int
@@ -211,3 +239,22 @@ def _ended_status(results: dict[str, Any] | None) -> JobStatusEnum | None:
     except ValueError:
         return None
     return status if status.is_terminal else None
+
+
+def _as_stored(results: dict[str, Any], job: JobInfo, final: JobStatus) -> dict[str, Any]:
+    """Results stored under the job that made them, whatever the agent wrote: our ids win, an
+    agent's differing value is kept beside them (`agent_<key>`), its other fields stay."""
+    ours: dict[str, Any] = {
+        "job_id": job.job_id,
+        "experiment_id": job.experiment_id,
+        "agent_id": job.agent_id,
+    }
+    if final.attempt is not None:
+        ours["attempt"] = final.attempt
+    for key, value in ours.items():
+        theirs = results.get(key)
+        if theirs is not None and theirs != value:
+            results[f"agent_{key}"] = theirs
+    results.update(ours)
+    results.setdefault("status", final.status.value)
+    return results

@@ -84,5 +84,10 @@ class Idempotency:
                 self.claim.key, answer.model_dump(mode="json")
             )
 
+    async def forget(self) -> None:
+        """The request made nothing that will ever run: a repeat may try afresh."""
+        if self.claim is not None and self.claim.response is None:
+            await self._storage.forget_idempotency_key(self.claim.key)
+
 
 IdempotencyDep = Annotated[Idempotency, Depends(Idempotency)]

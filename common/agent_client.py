@@ -10,10 +10,12 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from common.models import (
+    TERMINAL_JOB_STATUSES,
     AgentInfoResponse,
     AgentStatus,
     ExecuteJobRequest,
     ExperimentSpec,
+    JobLog,
     JobStatus,
 )
 from common.settings import JobManagerSettings, reveal
@@ -100,7 +102,18 @@ class AgentUtility:
 
     async def get_job_status(self, agent_url: str, job_id: str) -> JobStatus:
         data = await self._request("get_job_status", "GET", agent_url, f"/api/v1/status/{job_id}")
+        if isinstance(data, dict) and data.get("timestamp") is None:
+            # Existing agents send the time of the job's start or end instead of the answer's.
+            ended = data.get("status") in {s.value for s in TERMINAL_JOB_STATUSES}
+            data = {**data, "timestamp": data.get("completed_at" if ended else "started_at")}
+            if data["timestamp"] is None:
+                del data["timestamp"]  # no time at all: the time of this poll stands
         return self._parse("get_job_status", JobStatus, data)
+
+    async def get_job_logs(self, agent_url: str, job_id: str, offset: int = 0) -> JobLog:
+        path = f"/api/v1/jobs/{job_id}/logs?offset={offset}"
+        data = await self._request("get_job_logs", "GET", agent_url, path)
+        return self._parse("get_job_logs", JobLog, data)
 
     async def get_experiment_results(self, agent_url: str, job_id: str) -> dict[str, Any]:
         call = "get_experiment_results"

@@ -188,12 +188,33 @@ class ExperimentSpec(OpenModel):
 # Jobs
 
 
+# The error type of a job its agent lost (it restarted while the job ran): sent again, not failed.
+AGENT_RESTARTED = "AgentRestarted"
+
+
 class JobStatus(WireModel):
-    """A job's status as reported by the agent at `timestamp`."""
+    """A job's status as reported by the agent at `timestamp`.
+
+    Past the request's three fields, all optional: agents that do not send them still work.
+    """
 
     status: JobStatusEnum
     timestamp: AwareDatetime = Field(default_factory=utcnow)
     message: str = ""
+    stage: str | None = Field(
+        default=None, max_length=500, description="What the task is doing now, for people"
+    )
+    progress: float | None = Field(
+        default=None, ge=0, le=1, description="Fraction of the task done, when it knows"
+    )
+    error_type: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Why an ended job failed, as a name: `AgentRestarted` when the agent lost it",
+    )
+    attempt: int | None = Field(
+        default=None, ge=1, description="Which sending of the job to its agent this is"
+    )
 
 
 class AgentJobStatus(JobStatus):
@@ -221,6 +242,18 @@ class ExecuteJobRequest(WireModel):
             max_length=16,
             description="The same on every API server, tried in order until one answers",
         )
+    )
+
+
+class JobLog(WireModel):
+    """A stretch of a job's log: GET /api/v1/jobs/{job_id}/logs?offset=N (agent and server)."""
+
+    job_id: str
+    offset: int = Field(ge=0, description="Where this stretch starts, in bytes of the log")
+    next_offset: int = Field(ge=0, description="The offset to ask for next, to follow the log")
+    text: str = ""
+    complete: bool = Field(
+        default=False, description="The job has ended: nothing past next_offset will come"
     )
 
 
@@ -271,64 +304,6 @@ class JobInfo(WireModel):
 # Agents
 
 
-class SystemDetails(WireModel):
-    """`system_info.system`: the host, its OS and Python, memory and disk in GB."""
-
-    hostname: str
-    os: str
-    os_version: str
-    kernel: str
-    python_version: str
-    total_memory_gb: float
-    available_memory_gb: float
-    disk_total_gb: float
-    disk_available_gb: float
-
-
-class CpuDetails(WireModel):
-    """`system_info.cpu`; a count or frequency the machine does not tell is null."""
-
-    model: str
-    cores_physical: int | None = None
-    cores_logical: int | None = None
-    frequency_mhz: float | None = None
-    architecture: str
-
-
-class GpuDetails(OpenModel):
-    """One entry of `system_info.gpus`; more facts (driver, detection method) as extra keys."""
-
-    index: int
-    name: str
-    uuid: str | None = None
-    vendor: str = "unknown"
-    memory_total_mb: int | None = None
-    memory_available_mb: int | None = None
-    compute_capability: str | None = None
-    supported_precisions: list[str] = Field(default_factory=list)
-
-
-class FrameworkDetails(WireModel):
-    """One entry of `system_info.frameworks`: an installed framework and what was probed of it."""
-
-    name: str
-    version: str
-    available: bool = True
-    capabilities: dict[str, bool] = Field(default_factory=dict)
-
-
-class SystemInfo(OpenModel):
-    """`AgentInfo.system_info` in the contract's layout; anything more goes under new keys."""
-
-    system: SystemDetails
-    cpu: CpuDetails
-    gpus: list[GpuDetails] = Field(default_factory=list)
-    frameworks: list[FrameworkDetails] = Field(default_factory=list)
-    models: list[dict[str, Any]] = Field(default_factory=list)
-    hooks: list[dict[str, Any]] = Field(default_factory=list)
-    metrics: list[dict[str, Any]] = Field(default_factory=list)
-
-
 class AgentInfo(WireModel):
     agent_id: str
     agent_name: str | None = None
@@ -351,6 +326,9 @@ class RegisteredAgentInfo(AgentInfo):
     agent_url: str
     registered_at: AwareDatetime = Field(default_factory=utcnow)
     status: AgentStatusEnum = AgentStatusEnum.IDLE
+    # It has shown it reports a job's end (a notification arrived and its results agreed):
+    # its running jobs are polled only as a safety net.
+    notifies: bool = False
 
 
 class ResultType(StrEnum):

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from ruckus.client_cli import agents_app, experiments_app, jobs_app, results_app
+from ruckus.client_cli import agents_app, experiments_app
 from ruckus.db import app as db_app
+from ruckus.jobs_cli import jobs_app, results_app
 from ruckus.runs_cli import compare, report, runs_app
 
 app = typer.Typer(

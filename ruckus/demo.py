@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from common.models import ExperimentSpec, JobInfo, TaskSpec, TaskType
+from ruckus.follow import follow_job
 from ruckus.http_client import RuckusAPIError, RuckusClient
-from ruckus.tables import show_result
 
 if TYPE_CHECKING:
     from ruckus.dev import DevConfig
@@ -46,9 +45,7 @@ def run_demo(client: RuckusClient, agent_id: str, cfg: DevConfig, console: Conso
                 raise
         job = JobInfo.model_validate(client.submit_job(DEMO_EXPERIMENT.id, agent_id))
         console.print(f"submitted demo job [bold]{job.job_id}[/] to agent {agent_id}")
-        job = watch_job(client, job.job_id, console)
-        if job.status.status.value == "completed":
-            show_result(console, client.get_result(job.job_id))
+        job = follow_job(client, job.job_id, console)
     for what, url in (
         ("job in the API:        ", f"{cfg.api_url}/api/v1/jobs/{job.job_id}"),
         ("results in the API:    ", f"{cfg.api_url}/api/v1/results/{job.job_id}"),
@@ -66,21 +63,3 @@ def _earlier_demo_job(client: RuckusClient) -> JobInfo | None:
     grouped = client.list_jobs(experiment_id=DEMO_EXPERIMENT.id, limit=1)["jobs"]
     jobs = [JobInfo.model_validate(j) for js in grouped.values() for j in js]
     return max(jobs, key=lambda j: j.created_time, default=None)
-
-
-def watch_job(
-    client: RuckusClient, job_id: str, console: Console, interval: float = 0.5
-) -> JobInfo:
-    """Show the job's status as it changes until it ends."""
-    last = None
-    with console.status(f"job {job_id}") as status:
-        while True:
-            job = client.get_job(job_id)
-            seen = (job.status.status, job.status.message)
-            if seen != last:
-                last = seen
-                console.print(f"  {job.status.status.value:<10} {job.status.message}")
-                status.update(f"job {job_id}: {job.status.status.value}")
-            if job.status.status.is_terminal:
-                return job
-            time.sleep(interval)

@@ -16,6 +16,7 @@ from rich.table import Table
 from common.settings import JobManagerSettings
 from ruckus.demo import run_demo
 from ruckus.http_client import RuckusAPIError, RuckusClient
+from ruckus.job_feed import JobFeed
 from ruckus.supervisor import (
     Child,
     StackError,
@@ -88,7 +89,8 @@ def run_dev(cfg: DevConfig, console: Console | None = None) -> int:
             with cfg.client() as client:
                 run_demo(client, _agent_id(cfg), cfg, console)
         _print_places(cfg, supervisor, console)
-        return _watch(supervisor, console)
+        with cfg.client() as client:
+            return _watch(supervisor, console, JobFeed(client))
     except Stop as stop:
         console.print(f"[bold]{stop}[/]: stopping Ruckus")
         return 0
@@ -210,8 +212,10 @@ def _agent_id(cfg: DevConfig) -> str:
     return str(httpx.get(cfg.agent_url + "/health", timeout=5).json()["agent_id"])
 
 
-def _watch(supervisor: Supervisor, console: Console) -> int:
+def _watch(supervisor: Supervisor, console: Console, feed: JobFeed) -> int:
+    """Until a child dies: one line per job event meanwhile."""
     while True:
+        feed.look(console)
         dead = supervisor.dead_child()
         if dead is not None:
             console.print(

@@ -6,14 +6,22 @@ that the CLI and `ruckus dev` read field by field also have typed forms.
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+from httpx_sse import connect_sse
 
 from common.comparison import Comparison
 from common.models import ExperimentSpec, JobInfo
 
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
+# A submission is tried this often, with the same Idempotency-Key, when it may not have arrived
+# (no answer, or 503): the server makes one job of all of them.
+SUBMIT_TRIES = 4
+SUBMIT_BACKOFF_S = 1.0
 
 
 class RuckusAPIError(Exception):
@@ -67,7 +75,7 @@ class RuckusClient:
 
     def create_experiment(self, spec: dict[str, Any] | ExperimentSpec) -> dict[str, Any]:
         body = spec.model_dump(mode="json") if isinstance(spec, ExperimentSpec) else spec
-        return self._call("POST", "/api/v1/experiments/", json={"experiment_spec": body})
+        return self._submit("/api/v1/experiments/", {"experiment_spec": body})
 
     def list_experiments(self) -> dict[str, Any]:
         """`{"experiments": [...]}`."""
@@ -82,9 +90,19 @@ class RuckusClient:
 
     # Jobs and results
 
-    def submit_job(self, experiment_id: str, agent_id: str) -> dict[str, Any]:
-        body = {"experiment_id": experiment_id, "agent_id": agent_id}
-        return self._call("POST", "/api/v1/jobs", json=body)
+    def submit_job(
+        self,
+        experiment_id: str,
+        agent_id: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Without `agent_id`, the server places the job (on an agent with these labels)."""
+        body: dict[str, Any] = {"experiment_id": experiment_id}
+        if agent_id is not None:
+            body["agent_id"] = agent_id
+        if labels:
+            body["selector"] = {"labels": labels}
+        return self._submit("/api/v1/jobs", body)
 
     def list_jobs(self, **filters: Any) -> dict[str, Any]:
         """`{"jobs": {agent_id: [job, ...]}}`, each list newest first."""
@@ -99,6 +117,24 @@ class RuckusClient:
 
     def cancel_job(self, job_id: str) -> None:
         self._call("DELETE", f"/api/v1/jobs/{job_id}")
+
+    def job_logs(self, job_id: str, offset: int = 0) -> dict[str, Any]:
+        """`{job_id, offset, next_offset, text, complete}`."""
+        return self._call("GET", f"/api/v1/jobs/{job_id}/logs", params={"offset": offset})
+
+    def job_events(self, job_id: str) -> Iterator[tuple[str, str]]:
+        """The job's server-sent events, (event, data), until the server ends the stream."""
+        try:
+            with connect_sse(
+                self._http, "GET", f"/api/v1/jobs/{job_id}/events", timeout=None
+            ) as source:
+                if source.response.status_code >= 400:
+                    source.response.read()
+                    raise RuckusAPIError(_detail(source.response), source.response.status_code)
+                for sse in source.iter_sse():
+                    yield sse.event, sse.data
+        except httpx.HTTPError as err:
+            raise RuckusAPIError(f"the job's event stream broke: {err}") from err
 
     def result(self, job_id: str) -> dict[str, Any]:
         """`{"result": {...}}`."""
@@ -151,6 +187,19 @@ class RuckusClient:
 
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/health", ok_codes=(200, 503))
+
+    def _submit(self, path: str, body: dict[str, Any]) -> Any:
+        """POST a submission with an Idempotency-Key, retried with it while the answer is lost
+        or the server is briefly unavailable."""
+        headers = {"Idempotency-Key": f"cli-{uuid.uuid4()}"}
+        for attempt in range(1, SUBMIT_TRIES):
+            try:
+                return self._call("POST", path, json=body, headers=headers)
+            except RuckusAPIError as err:
+                if err.status_code not in (None, 502, 503, 504):
+                    raise
+            time.sleep(SUBMIT_BACKOFF_S * attempt)
+        return self._call("POST", path, json=body, headers=headers)  # its error is the answer
 
     def _call(
         self, method: str, path: str, *, ok_codes: tuple[int, ...] = (), **kwargs: Any

@@ -35,7 +35,8 @@ with workflow.unsafe.imports_passed_through():
     from common.runs import RunRecord, RunStatus
     from common.settings import JobPolicy
     from common.temporal import AGENT_ID_KEY, EXPERIMENT_ID_KEY, JOB_STATUS_KEY, RUN_ID_KEY
-    from workflows.job import JobInput, JobWorkflow
+    from workflows.job import JobWorkflow
+    from workflows.job_types import JobInput
     from workflows.steps import application_failure
 
 MAX_ID_DRAWS = 20

@@ -26,7 +26,7 @@ class NotifyResponse(BaseModel):
     response_model=NotifyResponse,
     # Not probed per call: a probe would add a Temporal round trip to every job's end.
     dependencies=[Depends(require_temporal_not_known_down)],
-    responses=error_responses(400, 403),
+    responses=error_responses(400, 403, 404),
 )
 async def notify_job(
     job_id: JobIdPath,

@@ -109,6 +109,11 @@ class StorageBackend(abc.ABC):
         """Raises NotFoundError."""
 
     @abc.abstractmethod
+    async def set_agent_notifies(self, agent_id: str, notifies: bool) -> None:
+        """Whether the agent reports its jobs' ends (see RegisteredAgentInfo.notifies); an
+        unregistered agent is passed over."""
+
+    @abc.abstractmethod
     async def remove_agent(self, agent_id: str) -> None:
         """Raises NotFoundError. The agent's jobs and results are kept as history."""
 
@@ -165,9 +170,14 @@ class StorageBackend(abc.ABC):
 
     @abc.abstractmethod
     async def record_job_end(
-        self, job_id: str, status: JobStatus, results: dict[str, Any] | None
+        self,
+        job_id: str,
+        status: JobStatus,
+        results: dict[str, Any] | None,
+        log: str | None = None,
     ) -> JobInfo:
-        """Save a job's results (when it has any) and record its final status, all or nothing.
+        """Save a job's results and log (when it has them) and record its final status, all or
+        nothing.
 
         Whoever sees the job COMPLETED finds its results. The results are stored as by
         save_experiment_results, under the job's experiment; record_job_status's rules hold.
@@ -188,6 +198,10 @@ class StorageBackend(abc.ABC):
         """A submission that could not be confirmed: a job that never left its queue (or was
         never recorded) is recorded FAILED with `message`, so its workflow will not run it.
         Any other job is returned as stored: it was sent to its agent."""
+
+    @abc.abstractmethod
+    async def unfinished_job_counts(self) -> dict[str, int]:
+        """Running and queued jobs per agent (agents with none are left out)."""
 
     @abc.abstractmethod
     async def get_job(self, job_id: str) -> JobInfo:
@@ -218,6 +232,10 @@ class StorageBackend(abc.ABC):
     @abc.abstractmethod
     async def list_results(self, experiment_id: str | None = None) -> list[dict[str, Any]]: ...
 
+    @abc.abstractmethod
+    async def get_job_log(self, job_id: str) -> str:
+        """The log saved when the job ended; NotFoundError when none was saved."""
+
     # Submissions and the server's own secrets
 
     @abc.abstractmethod
@@ -228,6 +246,10 @@ class StorageBackend(abc.ABC):
     @abc.abstractmethod
     async def complete_idempotency_key(self, key: str, response: dict[str, Any]) -> None:
         """Keep the first successful answer of the key's request."""
+
+    @abc.abstractmethod
+    async def forget_idempotency_key(self, key: str) -> None:
+        """Drop an unanswered claim: what it would have made was never made."""
 
     @abc.abstractmethod
     async def server_secret(self, name: str, make: Callable[[], str]) -> str:

@@ -73,6 +73,8 @@ jobs = Table(
     Column("status", String(16), nullable=False),
     Column("status_timestamp", UTCDateTime, nullable=False),
     Column("status_message", Text, nullable=False),
+    # The status's optional fields (stage, progress, error type, attempt); NULL for none.
+    Column("status_details", JSONText, nullable=True),
     Column("job_set", String(16), nullable=False),
     # Drawn from `counters` each time a job enters the queued set; NULL outside it.
     Column("queue_position", BigInteger, nullable=True),
@@ -120,6 +122,15 @@ runs = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index(None, "created_time", "run_id"),
     Index(None, "experiment_id"),
+)
+
+# A job's log as its agent kept it, saved when the job ends so it outlives the agent.
+job_logs = Table(
+    "job_logs",
+    metadata,
+    Column("job_id", String(128), primary_key=True),
+    Column("saved_at", UTCDateTime, nullable=False),
+    Column("text", Text, nullable=False),
 )
 
 # Monotonic counters; a row lock on PostgreSQL orders queue positions by commit.

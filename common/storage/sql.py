@@ -49,6 +49,7 @@ from common.storage.schema import (
     counters,
     experiments,
     idempotency_keys,
+    job_logs,
     jobs,
     runs,
     server_secrets,
@@ -169,6 +170,21 @@ class SQLStorageBackend(StorageBackend):
             if done.rowcount == 0:
                 raise NotFoundError(f"agent {agent_id} is not registered")
 
+    async def set_agent_notifies(self, agent_id: str, notifies: bool) -> None:
+        async with self._write() as conn:
+            info = (
+                await conn.execute(
+                    select(agents.c.info).where(agents.c.agent_id == agent_id).with_for_update()
+                )
+            ).scalar_one_or_none()
+            if info is None or info.get("notifies") is notifies:
+                return
+            await conn.execute(
+                update(agents)
+                .where(agents.c.agent_id == agent_id)
+                .values(info={**info, "notifies": notifies})
+            )
+
     async def remove_agent(self, agent_id: str) -> None:
         async with self._write() as conn:
             done = await conn.execute(delete(agents).where(agents.c.agent_id == agent_id))
@@ -280,7 +296,11 @@ class SQLStorageBackend(StorageBackend):
             return await self._put_job(conn, job_id, status)
 
     async def record_job_end(
-        self, job_id: str, status: JobStatus, results: dict[str, Any] | None
+        self,
+        job_id: str,
+        status: JobStatus,
+        results: dict[str, Any] | None,
+        log: str | None = None,
     ) -> JobInfo:
         if results is not None and results.get("job_id") != job_id:
             raise ValueError(f"results for job {job_id} must name it as their `job_id`")
@@ -289,7 +309,22 @@ class SQLStorageBackend(StorageBackend):
             stored = await self._put_job(conn, job_id, status)
             if results is not None:
                 await conn.execute(self._results_upsert(stored.experiment_id, results))
+            if log is not None:
+                values = {"job_id": job_id, "saved_at": utcnow(), "text": log}
+                await conn.execute(
+                    self._insert(job_logs)
+                    .values(**values)
+                    .on_conflict_do_update(index_elements=[job_logs.c.job_id], set_=values)
+                )
         return stored
+
+    async def get_job_log(self, job_id: str) -> str:
+        query = select(job_logs.c.text).where(job_logs.c.job_id == job_id)
+        async with self._read() as conn:
+            found = (await conn.execute(query)).scalar_one_or_none()
+        if found is None:
+            raise NotFoundError(f"job {job_id} has no saved log")
+        return str(found)
 
     async def enqueue_job(self, job: JobInfo, signal: Callable[[], Awaitable[None]]) -> JobInfo:
         async with self._write() as conn:
@@ -321,6 +356,15 @@ class SQLStorageBackend(StorageBackend):
             if row.status != JobStatusEnum.QUEUED.value:
                 return _job(row)
             return await self._put_job(conn, job.job_id, failed)
+
+    async def unfinished_job_counts(self) -> dict[str, int]:
+        query = (
+            select(jobs.c.agent_id, func.count())
+            .where(jobs.c.job_set.in_(_UNFINISHED_SETS))
+            .group_by(jobs.c.agent_id)
+        )
+        async with self._read() as conn:
+            return {agent_id: int(n) for agent_id, n in (await conn.execute(query)).all()}
 
     async def get_job(self, job_id: str) -> JobInfo:
         async with self._read() as conn:
@@ -423,6 +467,14 @@ class SQLStorageBackend(StorageBackend):
                 update(idempotency_keys)
                 .where(idempotency_keys.c.key == key, idempotency_keys.c.response.is_(None))
                 .values(response=response)
+            )
+
+    async def forget_idempotency_key(self, key: str) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                delete(idempotency_keys).where(
+                    idempotency_keys.c.key == key, idempotency_keys.c.response.is_(None)
+                )
             )
 
     async def server_secret(self, name: str, make: Callable[[], str]) -> str:
@@ -576,9 +628,7 @@ class SQLStorageBackend(StorageBackend):
         target = job_set_for(status.status)
         await self._refuse_second_running(conn, current.agent_id, job_id, status.status)
         values: dict[str, Any] = {
-            "status": status.status.value,
-            "status_timestamp": status.timestamp,
-            "status_message": status.message,
+            **_status_columns(status),
             "job_set": target.value,
             "updated_at": utcnow(),
         }
@@ -599,10 +649,12 @@ class SQLStorageBackend(StorageBackend):
         target = job_set_for(status.status)
         if target is JobSet.QUEUED:  # needs a new queue position
             return None
+        columns = _status_columns(status)
         unchanged = and_(
             jobs.c.status == status.status.value,
             jobs.c.status_message == status.message,
             jobs.c.status_timestamp == status.timestamp,
+            jobs.c.status_details.is_not_distinct_from(columns["status_details"]),
         )
         conditions = [jobs.c.job_id == job_id, jobs.c.status.not_in(_TERMINAL), not_(unchanged)]
         if target is JobSet.RUNNING:
@@ -618,9 +670,7 @@ class SQLStorageBackend(StorageBackend):
             update(jobs)
             .where(*conditions)
             .values(
-                status=status.status.value,
-                status_timestamp=status.timestamp,
-                status_message=status.message,
+                **columns,
                 job_set=target.value,
                 queue_position=None,
                 updated_at=utcnow(),
@@ -642,9 +692,7 @@ class SQLStorageBackend(StorageBackend):
             "agent_id": job.agent_id,
             "experiment_id": job.experiment_id,
             "created_time": job.created_time,
-            "status": job.status.status.value,
-            "status_timestamp": job.status.timestamp,
-            "status_message": job.status.message,
+            **_status_columns(job.status),
             "job_set": target.value,
             "queue_position": await self._next_queue_position(conn) if queued else None,
             "updated_at": utcnow(),
@@ -732,6 +780,7 @@ def _job(row: Row[Any]) -> JobInfo:
             status=JobStatusEnum(row.status),
             timestamp=row.status_timestamp,
             message=row.status_message,
+            **(row.status_details or {}),
         ),
     )
 
@@ -767,6 +816,20 @@ def _run(row: Row[Any]) -> RunRecord:
         status=RunStatus(row.status),
         job_ids=row.job_ids,
     )
+
+
+# A status's optional fields (stage, progress, ...), kept together: NULL when it has none.
+_STATUS_CORE = {"status", "timestamp", "message"}
+
+
+def _status_columns(status: JobStatus) -> dict[str, Any]:
+    details = status.model_dump(mode="json", exclude=_STATUS_CORE, exclude_none=True)
+    return {
+        "status": status.status.value,
+        "status_timestamp": status.timestamp,
+        "status_message": status.message,
+        "status_details": details or None,
+    }
 
 
 def _typed_error(err: IntegrityError, duplicate: str | None) -> StorageError:

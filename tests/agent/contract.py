@@ -111,6 +111,8 @@ class AgentInfo(Closed):
     system_info: SystemInfo
     capabilities: dict[str, Any]
     last_updated: AwareDatetime
+    # Ours, past the contract: existing servers ignore a field they do not know.
+    labels: dict[str, str]
 
 
 class AgentInfoResponse(Closed):

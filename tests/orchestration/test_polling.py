@@ -70,8 +70,12 @@ async def test_results_call_failing_leaves_the_job_completed(
 async def test_agent_forgetting_the_job_fails_it_with_a_clear_message(
     storage: StorageBackend, fake_agent: FakeAgent, manager_with: ManagerWith
 ) -> None:
-    # Retries that outlast the agent's restart, however slow the machine.
-    job_manager = manager_with(agent_retry_maximum_attempts=100, agent_retry_maximum_interval=0.5)
+    # Retries that outlast the agent's restart, however slow the machine; no second sending.
+    job_manager = manager_with(
+        agent_retry_maximum_attempts=100,
+        agent_retry_maximum_interval=0.5,
+        job_agent_lost_retries=0,
+    )
     await fake_agent.control(job_duration=None)
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)

@@ -23,7 +23,7 @@ from common.runs import RunRecord, RunStatus, new_run_id
 from common.settings import JobPolicy, StorageSettings
 from common.storage import StorageBackend, create_storage
 from tests.support.stack import TemporalDevServer, wait_until
-from workflows.job import JobInput
+from workflows.job_types import JobInput
 from workflows.run import RunAgent, RunInput, RunWorkflow
 from workflows.worker import workflow_runner
 

@@ -35,6 +35,12 @@ class Behaviour(BaseModel):
     lose_callbacks: bool = False
     # Accept this many new jobs but answer 500, as if the answer were lost on its way back.
     lose_execute_answers: int = 0
+    # While set, a running job reports this stage and fraction done.
+    stage: str | None = None
+    progress: float | None = None
+    # As an existing Ruckus agent: start and end times in job status, its own experiment id
+    # and extra fields in results, and a cancel that answers 500.
+    existing_style: bool = False
 
 
 class Job(BaseModel):
@@ -45,6 +51,8 @@ class Job(BaseModel):
     started_at: datetime
     finishes_at: datetime | None = None
     callback_url: str | None = None
+    error_type: str | None = None
+    log: str = ""
 
 
 def now() -> datetime:
@@ -144,7 +152,8 @@ def build_app(agent_id: str) -> FastAPI:
         bad = await misbehave(behaviour.execute_mode)
         if bad is not None:
             return bad
-        if job_id in jobs:
+        known = jobs.get(job_id)
+        if known is not None and known.error_type != "AgentRestarted":
             return {"job_id": job_id, "status": "accepted"}
         if running():
             raise HTTPException(409, "busy with another job")
@@ -158,6 +167,7 @@ def build_app(agent_id: str) -> FastAPI:
             started_at=started,
             finishes_at=finishes,
             callback_url=body.get("callback_url"),
+            log=f"starting {job_id}\n",
         )
         if behaviour.lose_execute_answers > 0:
             behaviour.lose_execute_answers -= 1
@@ -178,7 +188,32 @@ def build_app(agent_id: str) -> FastAPI:
         if status == "running" and behaviour.job_report:
             status = behaviour.job_report
         # Existing agents send no timestamp: the server must cope.
-        return {"job_id": job_id, "status": status, "message": job.message}
+        answer: dict[str, Any] = {"job_id": job_id, "status": status, "message": job.message}
+        if behaviour.existing_style:
+            answer["started_at"] = job.started_at.isoformat()
+            if job.status != "running":
+                answer["completed_at"] = (job.finishes_at or job.started_at).isoformat()
+        if job.status == "running" and behaviour.stage is not None:
+            answer |= {"stage": behaviour.stage, "progress": behaviour.progress}
+        if job.error_type:
+            answer["error_type"] = job.error_type
+        return answer
+
+    @app.get("/api/v1/jobs/{job_id}/logs")
+    async def logs(job_id: str, offset: int = 0) -> Any:
+        advance()
+        job = jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, "unknown job")
+        data = job.log.encode()
+        text = data[offset:].decode()
+        return {
+            "job_id": job_id,
+            "offset": offset,
+            "next_offset": len(data),
+            "text": text,
+            "complete": job.status != "running",
+        }
 
     @app.get("/api/v1/results/{job_id}")
     async def results(job_id: str) -> Any:
@@ -190,7 +225,7 @@ def build_app(agent_id: str) -> FastAPI:
         job = jobs.get(job_id)
         if job is None or job.status == "running":
             raise HTTPException(404, "no results")
-        return {
+        answer = {
             "job_id": job_id,
             "experiment_id": job.experiment_id,
             "status": job.status,
@@ -199,10 +234,21 @@ def build_app(agent_id: str) -> FastAPI:
             "metrics": {"answer": 42},
             "output": {"agent": agent_id},
         }
+        if behaviour.existing_style:
+            ended = job.finishes_at or job.started_at
+            answer |= {
+                "experiment_id": f"derived-{job.experiment_id}",
+                "completed_at": ended.isoformat(),
+                "agent_version": "0.9.0",
+                "error_type": None,
+            }
+        return answer
 
     @app.delete("/api/v1/jobs/{job_id}")
     async def cancel(job_id: str) -> Any:
         log.append({"call": "cancel", "job_id": job_id, "at": now().isoformat()})
+        if behaviour.existing_style:
+            return JSONResponse({"detail": "cancel failed"}, status_code=500)
         job = jobs.get(job_id)
         if job is None:
             raise HTTPException(404, "unknown job")
@@ -231,6 +277,24 @@ def build_app(agent_id: str) -> FastAPI:
                 answer = await http.post(job.callback_url, json=note)
             log.append({"call": "callback", "job_id": job_id, "answer": answer.status_code})
         return {"job_id": job_id, "status": status}
+
+    @app.post("/control/log/{job_id}")
+    async def add_log(job_id: str, line: str) -> dict[str, str]:
+        jobs[job_id].log += line + "\n"
+        return {"job_id": job_id}
+
+    @app.post("/control/restart")
+    async def restart(forget: bool = False) -> dict[str, int]:
+        """As an agent that restarted: running jobs are lost (forgotten, or marked so)."""
+        lost = [j for j in jobs.values() if j.status == "running"]
+        for job in lost:
+            if forget:
+                del jobs[job.job_id]
+            else:
+                job.status, job.error_type = "failed", "AgentRestarted"
+                job.message = "the agent shut down while the job ran"
+        log.append({"call": "restart", "at": now().isoformat()})
+        return {"lost": len(lost)}
 
     @app.get("/control/streams")
     async def get_streams() -> dict[str, int]:

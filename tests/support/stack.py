@@ -168,6 +168,17 @@ class FakeAgent(HttpService):
             r = await http.post(f"{self.url}/control/finish/{job_id}", params={"status": status})
             r.raise_for_status()
 
+    async def log_line(self, job_id: str, line: str) -> None:
+        async with httpx.AsyncClient() as http:
+            r = await http.post(f"{self.url}/control/log/{job_id}", params={"line": line})
+            r.raise_for_status()
+
+    async def restart(self, *, forget: bool = False) -> None:
+        """As if the agent restarted: its running job is lost (forgotten, or marked so)."""
+        async with httpx.AsyncClient() as http:
+            r = await http.post(f"{self.url}/control/restart", params={"forget": forget})
+            r.raise_for_status()
+
     async def log(self) -> list[dict[str, Any]]:
         async with httpx.AsyncClient() as http:
             return list((await http.get(self.url + "/control/log")).json())
