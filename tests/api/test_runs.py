@@ -198,8 +198,16 @@ async def test_cancelling_a_run_cancels_its_unfinished_jobs(
         slow_id = await register(http, slow.url)
         experiment_id = await create_experiment(http)
         run = await start(http, experiment_id=experiment_id, agents=[slow_id], repeats=2)
-        first, second = (j["job_id"] for j in run["jobs"])
-        await wait_job(http, first, JobStatusEnum.RUNNING, JobStatusEnum.ASSIGNED, timeout=60)
+        job_ids = [j["job_id"] for j in run["jobs"]]
+
+        async def one_running() -> list[str]:
+            ran = await slow.executed()
+            return ran if len(ran) == 1 else []
+
+        # One job holds the agent, the other waits in its queue (whichever joined first).
+        (first,) = await wait_until(one_running, 60, what="one of the run's jobs to run")
+        (second,) = set(job_ids) - {first}
+        await wait_job(http, first, JobStatusEnum.RUNNING, JobStatusEnum.ASSIGNED, timeout=30)
 
         cancelled = await http.delete(f"/api/v1/runs/{run['run_id']}")
         assert cancelled.status_code == 204, cancelled.text
