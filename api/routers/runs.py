@@ -42,6 +42,10 @@ Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PAT
 RunIdPath = Annotated[
     str, Path(pattern=RUN_ID_PATTERN, description="The run's id: run_ and 12 hex digits")
 ]
+AgentList = Annotated[
+    list[Id],
+    Field(min_length=1, max_length=MAX_AGENTS, json_schema_extra={"uniqueItems": True}),
+]
 LabelKey = Annotated[str, Field(min_length=1, max_length=128)]
 LabelValue = Annotated[str, Field(max_length=256)]
 
@@ -54,11 +58,9 @@ class Selector(LabelSelector):
 
 class CreateRunRequest(RequestBody):
     experiment_id: Id
-    agents: list[Id] | None = Field(
+    agents: AgentList | None = Field(
         default=None,
-        min_length=1,
-        max_length=MAX_AGENTS,
-        description="The agents to run on; every fitting, available agent when omitted",
+        description="The agents to run on, each once; every fitting, available agent when omitted",
     )
     selector: Selector | None = Field(
         default=None, description="Only agents with these labels (named or not)"
@@ -94,7 +96,7 @@ def _json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     response_model=RunInfo,
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(require_temporal)],
-    responses=error_responses(404, 409),
+    responses=error_responses(400, 404, 409),
 )
 async def create_run(
     body: CreateRunRequest,
