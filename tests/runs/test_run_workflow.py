@@ -14,7 +14,7 @@ import pytest
 from temporalio import workflow
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from activities.errors import JOB_ID_TAKEN
 from activities.run import RunActivities
@@ -22,6 +22,7 @@ from common.models import AgentStatusEnum, ExperimentSpec, JobStatus, JobStatusE
 from common.runs import RunRecord, RunStatus, new_run_id
 from common.settings import JobPolicy, StorageSettings
 from common.storage import StorageBackend, create_storage
+from common.temporal import data_converter
 from tests.support.stack import TemporalDevServer, wait_until
 from workflows.job_types import JobInput
 from workflows.run import RunAgent, RunInput, RunWorkflow
@@ -163,3 +164,15 @@ async def _input_of(client: Client, workflow_id: str) -> JobInput:
     (payload,) = started.input.payloads
     (value,) = await client.data_converter.decode([payload], [JobInput])
     return value
+
+
+async def test_a_runs_history_replays_in_the_sandbox(client: Client) -> None:
+    """Workers run workflows unsandboxed; the sandbox here keeps RunWorkflow deterministic."""
+    taken = f"taken-{uuid.uuid4().hex[:6]}"
+    inp = run_input(["a", taken], repeats=2)
+    await start(client, inp)
+    handle = client.get_workflow_handle_for(RunWorkflow.run, inp.run.run_id)
+    await handle.result()
+    history = await handle.fetch_history()
+    replayer = Replayer(workflows=[RunWorkflow], data_converter=data_converter())
+    await replayer.replay_workflow(history)
