@@ -251,7 +251,7 @@ def test_fitting_gives_each_agents_reason() -> None:
 def test_this_machines_own_agent_info_is_judged() -> None:
     """The info a real agent reports (its capabilities and system_info) is understood."""
     facts, caps = system_info(), _capabilities()
-    here = AgentInfo(agent_id="here", system_info=facts, capabilities=caps)
+    here = AgentInfo(agent_id="here", system_info=facts.model_dump(mode="json"), capabilities=caps)
     small = requirements(spec(TaskType.COMPUTE_BENCHMARK, {"matrix_sizes": [64]}))
     assert unfit_reason(here, small) is None
 
