@@ -168,7 +168,9 @@ class JobWorkflow(JobRecords):
             reported, self._notified = self._notified, None
             if reported is not None and not lost(reported):
                 ended = await self.process_job_results(
-                    reported, confirm=True, agent_notifies=True if not self._notifies else None
+                    reported.model_copy(update={"attempt": self._attempt}),
+                    confirm=True,
+                    agent_notifies=True if not self._notifies else None,
                 )
                 if ended is not None:
                     return ended
