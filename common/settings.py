@@ -97,8 +97,9 @@ class AgentSettings(BaseSettings):
     )
     callback_origins: list[str] = Field(
         default_factory=list,
-        description="Origins (`scheme://host:port`) besides the server's (SERVER_URL) that a "
-        'job\'s callback URL may name, a JSON list: `["https://ruckus-api-2:8000"]`',
+        description="Origins (`scheme://host:port`) besides SERVER_URL's that a job's callback "
+        'URL may name, a JSON list: `["https://ruckus-api-2:8000"]`; with neither, callbacks '
+        "are used only when TOKEN is set",
     )
 
     @field_validator("callback_origins")
