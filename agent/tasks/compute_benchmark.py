@@ -189,7 +189,8 @@ def _case_name(n: int, precision: PrecisionType) -> str:
 def _weights(cases: list[Case]) -> dict[Case, float]:
     """The fraction of a sweep done when each case starts: a case costs n^3 multiply-adds."""
     total = sum(n**3 for n, _ in cases)
-    done, starts = 0, {}
+    starts: dict[Case, float] = {}
+    done = 0
     for n, precision in cases:
         starts[(n, precision)] = done / total if total else 0.0
         done += n**3

@@ -56,11 +56,15 @@ class GpuBenchmark(Task[GpuParams]):
         skipped_memory: dict[float, str] = {}
         matmul: dict[tuple[PrecisionType, int], Timings] = {}
         copies: dict[tuple[str, float], Timings] = {}
-        # A sweep's share of each part: matmuls by n^3, copies by size (three copies of each).
-        steps = [(p, n, float(n**3)) for p in precisions for n in sizes]
-        steps += [(None, mb, 3 * mb * MB) for mb in memory_sizes]
+        # Where each part of a sweep starts, by its rough cost in seconds on a modest GPU:
+        # 1 TFLOP/s for matmuls, 10 GB/s for the three copies of a size (host transfers lead).
+        steps: list[tuple[PrecisionType | None, float, float]] = [
+            (p, n, 2.0 * n**3 / 1e12) for p in precisions for n in sizes
+        ]
+        steps += [(None, mb, 3 * mb * MB / 1e10) for mb in memory_sizes]
         total = sum(cost for _, _, cost in steps)
-        starts, done = {}, 0.0
+        starts: dict[tuple[PrecisionType | None, float], float | None] = {}
+        done = 0.0
         for precision, size, cost in steps:
             starts[(precision, size)] = done / total if total else None
             done += cost
