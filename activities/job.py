@@ -50,6 +50,8 @@ class Dispatch(BaseModel):
     unrecorded: bool = False
     # The ASSIGNED status when the agent took the job; None when it did not.
     sent: JobStatus | None = None
+    # The job went out with callback URLs: its agent may report its end.
+    callbacks: bool = False
 
 
 class StatusRecord(BaseModel):
@@ -69,6 +71,8 @@ class JobEnd(BaseModel):
     release: bool
     # The end was only notified: it stands once the agent's own results say the job ended.
     confirm: bool = False
+    # What the job showed of its agent: it reported the end (True), or missed it (False).
+    agent_notifies: bool | None = None
 
 
 class JobActivities:
@@ -131,7 +135,7 @@ class JobActivities:
             if failure.type == AGENT_BUSY:  # another job took the agent since its status
                 return Dispatch(agent=AgentStatusEnum.ACTIVE, stored=stored)
             raise failure from err
-        return Dispatch(agent=agent.status, stored=stored, sent=sending)
+        return Dispatch(agent=agent.status, stored=stored, sent=sending, callbacks=bool(callbacks))
 
     @activity.defn
     async def get_job_status(self, call: JobCall) -> JobStatus:
@@ -190,6 +194,8 @@ class JobActivities:
             stored = await self._storage.create_job(end.job.model_copy(update={"status": status}))
         except ConflictError as err:
             raise ApplicationError(str(err), type=STORAGE_CONFLICT, non_retryable=True) from err
+        if end.agent_notifies is not None:
+            await self._storage.set_agent_notifies(end.job.agent_id, end.agent_notifies)
         # Only once the end is stored: the next job's ASSIGNED record needs the agent free.
         if end.release:
             agent_id = end.job.agent_id

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from agent import registration
-from agent.json_errors import JsonServerErrors, StrictJsonRoute
+from agent.json_errors import StrictJsonRoute
 from agent.runner import AgentBusyError, AgentUnavailableError, JobRunner
 from agent.store import UnreadableRecordError
 from agent.system_info import system_info
@@ -33,6 +33,7 @@ from common.models import (
     JobLog,
     JobResult,
 )
+from common.server_errors import JsonServerErrors
 from common.settings import AgentSettings
 
 JobIdPath = Annotated[
@@ -116,7 +117,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
     app.state.runner = runner
     app.router.route_class = StrictJsonRoute
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
-    app.add_middleware(JsonServerErrors)
+    app.add_middleware(JsonServerErrors, where="the agent's log")
 
     @app.exception_handler(UnreadableRecordError)
     async def unreadable(_: Request, exc: Exception) -> JSONResponse:

@@ -22,7 +22,7 @@ from typing import Any
 
 import psutil
 
-from common.models import CpuDetails, FrameworkDetails, GpuDetails, SystemDetails, SystemInfo
+from common.machine import CpuDetails, FrameworkDetails, GpuDetails, SystemDetails, SystemInfo
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import Depends, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
 from api.agent_manager import AgentManager
@@ -17,10 +16,11 @@ from api.connections import Connections
 from api.dependencies import api_key_check, require_storage
 from api.errors import install_error_handlers
 from api.job_manager import JobManager
-from api.middleware import RejectControlCharacters, UnexpectedErrors
+from api.middleware import LoggedCORS, RejectControlCharacters
 from api.routers import agents, callbacks, experiments, health, job_follow, jobs, results
 from common.body_limit import BodySizeLimit
 from common.callbacks import CallbackSigner
+from common.server_errors import JsonServerErrors
 from common.settings import JobManagerSettings, ServerSettings, StorageSettings, reveal
 from common.storage import StorageBackend, create_storage
 
@@ -107,13 +107,13 @@ def create_app(
     app.state.settings = settings
     app.state.job_settings = job_settings
     # Innermost: whatever escapes the error handlers becomes a JSON 500 that CORS still dresses.
-    app.add_middleware(UnexpectedErrors)
+    app.add_middleware(JsonServerErrors)
     app.add_middleware(RejectControlCharacters)
     # Outside everything but CORS (so a browser can read the 413): refused before any read.
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
+        LoggedCORS,
+        allow_origins=settings.allowed_origins,
         allow_methods=["*"],
         allow_headers=["*"],
     )

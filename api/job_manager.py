@@ -25,7 +25,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.agent_queue import QueueSnapshot, queue_workflow_id
 from activities.errors import JOB_ID_TAKEN
 from common.job_ids import JobUtility
-from common.models import JobInfo, JobStatus, JobStatusEnum, RegisteredAgentInfo, utcnow
+from common.models import (
+    ExperimentSpec,
+    JobInfo,
+    JobStatus,
+    JobStatusEnum,
+    RegisteredAgentInfo,
+    utcnow,
+)
 from common.settings import JobManagerSettings
 from common.storage import ConflictError, StorageBackend
 from common.temporal import AGENT_ID_KEY, EXPERIMENT_ID_KEY, JOB_STATUS_KEY, connect_temporal
@@ -83,16 +90,19 @@ class JobManager:
         agent_id: str,
         agent: RegisteredAgentInfo | None = None,
         *,
+        spec: ExperimentSpec | None = None,
         job_id: str | None = None,
     ) -> JobInfo:
         """Start the job's workflow and answer once it has recorded the job in its agent's queue.
 
-        `agent` is the agent's record when the caller has just read it. `job_id` is the job an
-        idempotency key claimed: its workflow is joined if it started already, never doubled.
+        `agent` and `spec` are their records when the caller has just read them. `job_id` is
+        the job an idempotency key claimed: its workflow is joined if it started already, never
+        doubled.
         Raises NotFoundError for an unknown experiment or agent before anything starts, and
         SubmissionNotStarted when the start could not be confirmed (the job then never runs).
         """
-        spec = await self._storage.get_experiment(experiment_id)
+        if spec is None or spec.id != experiment_id:
+            spec = await self._storage.get_experiment(experiment_id)
         if agent is None or agent.agent_id != agent_id:
             agent = await self._storage.get_agent(agent_id)
         # Drawn one at a time: a collision (rare) draws the next.
@@ -111,10 +121,11 @@ class JobManager:
                 agent_url=agent.agent_url,
                 agent_status=agent.status,
                 policy=self._settings.policy,
+                agent_notifies=agent.notifies,
             )
             try:
                 async with asyncio.timeout(self._settings.submission_timeout):
-                    status = await self._start(inp, spec.name, join_existing=job_id is not None)
+                    return await self._start(inp, spec.name, join_existing=job_id is not None)
             except WorkflowAlreadyStartedError:
                 if job_id is not None:  # the claimed job ran already
                     return await self._storage.get_job(job_id)
@@ -127,7 +138,6 @@ class JobManager:
                 continue
             except (RPCError, TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
                 return await self._settle_unconfirmed(job, err)
-            return job.model_copy(update={"status": status})
         raise RuntimeError(f"no free job id after {MAX_ID_DRAWS} draws")
 
     async def cancel_job(self, job_id: str) -> None:
@@ -178,10 +188,9 @@ class JobManager:
         )
         return await handle.query(AgentQueueWorkflow.snapshot)
 
-    async def _start(
-        self, inp: JobInput, experiment_name: str, *, join_existing: bool
-    ) -> JobStatus:
-        """Update-with-start: the job's workflow begins and reports once it is queued."""
+    async def _start(self, inp: JobInput, experiment_name: str, *, join_existing: bool) -> JobInfo:
+        """Update-with-start: the job's workflow begins and answers its record once queued (a
+        concurrent repeat of a keyed submission gets that same record)."""
         job = inp.job
         start = WithStartWorkflowOperation(
             JobWorkflow.run,

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import json_error
 
@@ -29,32 +33,23 @@ class RejectControlCharacters:
         await self.app(scope, receive, send)
 
 
-class UnexpectedErrors:
-    """A JSON 500 for an error nothing else handled, and the connection kept open.
+class LoggedCORS(CORSMiddleware):
+    """CORS that says in the server log which setting opens it to a refused origin."""
 
-    Starlette's outermost error handler answers 500 and then re-raises, and the server closes
-    the connection; here the error ends with the answer.
-    """
+    def __init__(self, app: ASGIApp, **options: Any) -> None:
+        super().__init__(app, **options)
+        self._told: set[str] = set()
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            log.exception("unexpected error answering %s %s", scope["method"], scope["path"])
-            if started:  # half an answer is out: only closing can tell the client
-                raise
-            response = json_error(500, "internal error: the server log has the details")
-            await response(scope, receive, send)
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        origin = request_headers.get("origin", "")
+        refused = response.status_code == 400 and not self.is_allowed_origin(origin)
+        # Said once per origin (a bounded number of them): a page retries its preflights.
+        if refused and origin not in self._told and len(self._told) < 100:
+            self._told.add(origin)
+            log.warning(
+                "refused a browser's request from origin %s: add it to RUCKUS_CORS_ORIGINS "
+                "(a JSON list or comma-separated) to let its pages call the API",
+                origin[:200],
+            )
+        return response

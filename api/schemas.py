@@ -311,9 +311,34 @@ class DeleteExperimentResponse(BaseModel):
 # Jobs
 
 
+class LabelSelector(RequestBody):
+    """Agents whose labels (`ruckus agent --label key=value`) include all of these."""
+
+    labels: dict[
+        Annotated[str, Field(min_length=1, max_length=128)],
+        Annotated[str, Field(max_length=1024)],
+    ] = Field(default_factory=dict, max_length=32)
+
+
 class CreateJobRequest(RequestBody):
     experiment_id: Annotated[str, _id_field("experiment")]
-    agent_id: Annotated[str, _id_field("agent")]
+    # Without an agent, Ruckus picks the fitting agent with the fewest running and queued
+    # jobs, among those the selector admits.
+    agent_id: Annotated[str, _id_field("agent")] | None = None
+    selector: LabelSelector | None = None
+
+
+class Placement(BaseModel):
+    """Which agent Ruckus chose for a job without `agent_id`, and why."""
+
+    agent_id: str
+    reason: str
+
+
+class CreatedJob(JobInfo):
+    """The new job; `placement` says why its agent was chosen when none was named."""
+
+    placement: Placement | None = None
 
 
 class JobListResponse(BaseModel):

@@ -32,6 +32,9 @@ CAUSE_LOST = "agent killed before it saved the job"
 class Submitted:
     job_id: str
     agent_id: str
+    # Its Idempotency-Key: every try of one submission carries it. A job its tries made but no
+    # answer acknowledged would be a stored job outside the submitted ones (_check_sets).
+    key: str = ""
 
 
 @dataclass
@@ -62,6 +65,9 @@ class Accounting:
     refused_submissions: int = 0
     refused_recorded: int = 0
     executed_by_agents: int = 0
+    # Jobs sent to their agent again because it restarted without them.
+    resent: int = 0
+    forged_sent: int = 0
     violations: list[str] = field(default_factory=list)
 
     @property
@@ -85,6 +91,7 @@ async def account(
     sets, jobs = await _sets(storage, list(agents))
     _check_sets(acc, wanted, sets, jobs)
     _check_agents_ran_each_job_once(acc, agents, wanted)
+    acc.resent = sum(1 for job in jobs.values() if (job.status.attempt or 1) > 1)
     for job_id, names in sets.items():
         if names != ["completed"] or job_id not in wanted:
             continue

@@ -94,9 +94,11 @@ async def chaos_run(opts: Options, timing: Timing | None = None) -> Report:
                 f"submitting {opts.jobs} jobs to {opts.agents} agents over {opts.seconds:g} s "
                 f"while injecting faults (agent retry budget {timing.budget():.1f} s)"
             )
-            (submitted, refused), _ = await asyncio.gather(
+            forger = Forger(http, random.Random(opts.seed + 2))
+            (submitted, refused), _, _ = await asyncio.gather(
                 _submit(http, stack, experiments, opts, random.Random(opts.seed + 1)),
                 driver.run(),
+                forger.run(opts.seconds),
             )
         storage = create_storage(stack.storage_settings())
         await storage.initialize()
@@ -110,6 +112,7 @@ async def chaos_run(opts: Options, timing: Timing | None = None) -> Report:
             accounting = await account(
                 storage, submitted, agents, driver.injections, timing.silent_budget(), refused
             )
+            forger.account(accounting)
         finally:
             await storage.close()
     finally:
@@ -152,7 +155,8 @@ async def _submit(
     opts: Options,
     rng: random.Random,
 ) -> tuple[list[Submitted], int]:
-    """Jobs paced over the run; a refused submission (API down, 503) is tried again."""
+    """Jobs paced over the run; a submission refused (API down, 503) or whose answer was lost is
+    tried again with its Idempotency-Key, as a careful client does."""
     submitted: list[Submitted] = []
     refused = 0
     gap = 0.85 * opts.seconds / max(1, opts.jobs)
@@ -161,12 +165,13 @@ async def _submit(
         await asyncio.sleep(max(0.0, began + n * gap - time.monotonic()))
         agent = rng.choice(stack.agent_ids)
         body = {"experiment_id": rng.choice(experiments), "agent_id": agent}
+        key = f"chaos-{opts.seed}-{n}"
         deadline = time.monotonic() + SUBMIT_DEADLINE
         while True:
             try:
-                r = await http.post("/api/v1/jobs", json=body)
+                r = await http.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": key})
                 if r.status_code == 201:
-                    submitted.append(Submitted(str(r.json()["job_id"]), agent))
+                    submitted.append(Submitted(str(r.json()["job_id"]), agent, key))
                     break
                 if r.status_code < 500:
                     raise RuntimeError(f"job submission refused: {r.status_code} {r.text}")
@@ -177,6 +182,49 @@ async def _submit(
                 raise RuntimeError(f"no job accepted for {SUBMIT_DEADLINE:g} s")
             await asyncio.sleep(0.3)
     return submitted, refused
+
+
+class Forger:
+    """Forged end-of-job notifications (no token, a wrong one) for jobs that run: none may be
+    accepted, and none may end a job."""
+
+    def __init__(self, http: httpx.AsyncClient, rng: random.Random) -> None:
+        self._http = http
+        self._rng = rng
+        self.sent = 0
+        self.accepted: list[str] = []
+
+    async def run(self, seconds: float) -> None:
+        ends = time.monotonic() + seconds
+        while time.monotonic() < ends:
+            await asyncio.sleep(self._rng.uniform(0.2, 1.0))
+            job_id = await self._recent_job() or f"job_{self._rng.randrange(10**8):08d}"
+            token = None if self._rng.random() < 0.5 else "0" * 64
+            forged = {"job_id": job_id, "status": {"status": "completed", "message": "forged"}}
+            try:
+                r = await self._http.post(
+                    f"/api/v1/jobs/{job_id}/notify",
+                    json=forged,
+                    params={"token": token} if token else {},
+                )
+            except httpx.TransportError:
+                continue  # the API is being restarted by a fault
+            self.sent += 1
+            if r.status_code not in (403, 503):
+                self.accepted.append(f"{job_id}: HTTP {r.status_code}")
+
+    async def _recent_job(self) -> str | None:
+        try:
+            r = await self._http.get("/api/v1/jobs", params={"status": "running", "limit": 5})
+            jobs = [j for js in r.json().get("jobs", {}).values() for j in js]
+        except (httpx.HTTPError, ValueError):
+            return None
+        return str(self._rng.choice(jobs)["job_id"]) if jobs else None
+
+    def account(self, acc: Accounting) -> None:
+        acc.forged_sent = self.sent
+        for accepted in self.accepted:
+            acc.fail(f"a forged notification was accepted: {accepted}")
 
 
 async def _drain(
@@ -220,6 +268,8 @@ def rows(report: Report) -> list[tuple[str, str]]:
         ("submissions refused while a part was down (retried)", str(acc.refused_submissions)),
         ("refused submissions left as a FAILED record", str(acc.refused_recorded)),
         ("jobs the agents executed", str(acc.executed_by_agents)),
+        ("jobs sent again after their agent restarted", str(acc.resent)),
+        ("forged notifications sent (none accepted, or the run breaks)", str(acc.forged_sent)),
     ]
     for fault in Fault:
         if fault in report.faults:

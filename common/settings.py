@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".ruckus")
 
@@ -18,6 +19,16 @@ def _empty_is_unset(value: Any) -> Any:
 
 # An empty variable (`RUCKUS_API_KEY=` in a compose file) means "no secret", not "the empty one".
 OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_empty_is_unset)]
+
+
+def _origins(value: Any) -> Any:
+    """A JSON list, or the plain forms people type: `*`, `https://a,https://b`."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [origin.strip() for origin in text.split(",") if origin.strip()]
+    return value
 
 
 def reveal(secret: SecretStr | None) -> str | None:
@@ -141,6 +152,13 @@ class JobPolicy(BaseModel):
     job_status_polling_interval: float = Field(
         default=5.0, gt=0, description="Seconds between two status polls of a running job"
     )
+    job_status_safety_polling_interval: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between two polls of a running job whose agent has shown it reports "
+        "a job's end: the poll is then only a safety net (back to the interval above once a "
+        "poll finds an end no notification announced); both get +/-10% jitter",
+    )
     agent_call_timeout: float = Field(default=10.0, gt=0, description="Seconds per agent call")
     agent_retry_initial_interval: float = Field(
         default=1.0, gt=0, description="Seconds before the first retry of a failed agent call"
@@ -214,6 +232,13 @@ class JobManagerSettings(JobPolicy, BaseSettings):
         description="Signs callback URLs; set the same value on API servers and workers",
     )
     task_queue: str = Field(default="ruckus-jobs", description="Temporal task queue of jobs")
+    worker_sticky_timeout: float = Field(
+        default=3.0,
+        gt=0,
+        description="Seconds a workflow waits for the worker that has it cached before any "
+        "worker takes it: what a crashed worker costs the jobs it was running (Temporal's "
+        "default is 10)",
+    )
     temporal_namespace: str | None = Field(
         default=None, description="Overrides TEMPORAL_NAMESPACE when set"
     )
@@ -238,9 +263,12 @@ class ServerSettings(BaseSettings):
             "`Authorization: Bearer <key>`"
         ),
     )
-    cors_origins: list[str] = Field(
+    cors_origins: Annotated[list[str], NoDecode, BeforeValidator(_origins)] = Field(
         default=["http://localhost:3000", "http://localhost:5173"],
-        description='Browser origins allowed to call the API, a JSON list: `["https://ui.example"]`',
+        description="Other browser origins allowed to call the API (the API's own pages always "
+        'are): a JSON list `["https://ui.example"]`, a comma-separated list, or `*` for any '
+        "(only with RUCKUS_API_KEY set: without a key, any web page its users open could "
+        "drive the API)",
     )
     agent_status_timeout: float = Field(
         default=5.0, gt=0, description="Seconds to wait for one agent's live status"
@@ -253,3 +281,13 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger: 413"
     )
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """RUCKUS_CORS_ORIGINS and the API's own origins, whose pages call it too."""
+        if "*" in self.cors_origins:
+            return ["*"]
+        own = [f"http://localhost:{self.port}", f"http://127.0.0.1:{self.port}"]
+        if self.host not in ("0.0.0.0", "::", "localhost", "127.0.0.1"):
+            own.append(f"http://{self.host}:{self.port}")
+        return list(dict.fromkeys([*self.cors_origins, *own]))

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from ruckus.client_cli import agents_app, experiments_app, jobs_app, results_app
+from ruckus.client_cli import agents_app, experiments_app
 from ruckus.db import app as db_app
+from ruckus.jobs_cli import jobs_app, results_app
 
 app = typer.Typer(
     help="Ruckus: ML benchmark jobs on a fleet of machines, run by Temporal.",

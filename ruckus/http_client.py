@@ -89,8 +89,18 @@ class RuckusClient:
 
     # Jobs and results
 
-    def submit_job(self, experiment_id: str, agent_id: str) -> dict[str, Any]:
-        body = {"experiment_id": experiment_id, "agent_id": agent_id}
+    def submit_job(
+        self,
+        experiment_id: str,
+        agent_id: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Without `agent_id`, the server places the job (on an agent with these labels)."""
+        body: dict[str, Any] = {"experiment_id": experiment_id}
+        if agent_id is not None:
+            body["agent_id"] = agent_id
+        if labels:
+            body["selector"] = {"labels": labels}
         return self._submit("/api/v1/jobs", body)
 
     def list_jobs(self, **filters: Any) -> dict[str, Any]:

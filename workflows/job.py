@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime, timedelta
-from enum import IntEnum
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -33,18 +31,26 @@ with workflow.unsafe.imports_passed_through():
         JobActivities,
         JobCall,
         JobEnd,
-        StatusRecord,
     )
     from common.models import (
         AGENT_RESTARTED,
         AgentStatusEnum,
-        ExperimentSpec,
         JobInfo,
         JobStatus,
         JobStatusEnum,
     )
-    from common.settings import JobPolicy
-    from common.temporal import JOB_STATUS_KEY
+    from workflows.job_records import JobRecords
+    from workflows.job_types import (
+        JobEndedElsewhere,
+        JobIdTaken,
+        JobInput,
+        JobProgress,
+        Phase,
+        announced_late,
+        lost,
+        outcome,
+        poll_interval,
+    )
     from workflows.steps import (
         DURABLE_STEP,
         AgentCallFailed,
@@ -58,50 +64,8 @@ with workflow.unsafe.imports_passed_through():
 RECORD_REFRESH = timedelta(seconds=60)
 
 
-class Phase(IntEnum):
-    """Where the job stands; it moves forward, except that a send the agent refused goes back."""
-
-    JOINING = 0  # asking its agent's queue for a place
-    WAITING = 1  # in the queue until the agent is its
-    GRANTED = 2  # the agent is its: sent once the agent is idle
-    SENDING = 3  # on its way: the agent may hold it already
-    SENT = 4  # on the agent: polled until it ends
-    ENDED = 5
-
-
-class JobProgress(BaseModel):
-    """What a job carries across continue-as-new once it runs on its agent."""
-
-    dispatched_at: datetime
-    deadline: datetime
-    last_recorded_at: datetime
-
-
-class JobInput(BaseModel):
-    job: JobInfo
-    spec: ExperimentSpec
-    agent_url: str
-    agent_status: AgentStatusEnum
-    policy: JobPolicy
-    progress: JobProgress | None = None
-    # Which sending of the job to its agent this is (it is sent again when the agent lost it).
-    attempt: int = 1
-
-    @property
-    def timeout(self) -> timedelta:
-        return timedelta(seconds=self.spec.timeout_seconds or self.policy.default_job_timeout)
-
-
-class JobEndedElsewhere(Exception):
-    """The stored record says the job already ended (it was abandoned at submission)."""
-
-
-class JobIdTaken(Exception):
-    """Storage holds another job under this job's id: the submission draws another."""
-
-
 @workflow.defn
-class JobWorkflow:
+class JobWorkflow(JobRecords):
     @workflow.init
     def __init__(self, inp: JobInput) -> None:
         self._inp = inp
@@ -113,6 +77,7 @@ class JobWorkflow:
         self._notified: JobStatus | None = None
         self._id_taken = False
         self._attempt = inp.attempt
+        self._notifies = inp.agent_notifies
 
     @workflow.run
     async def run(self, inp: JobInput) -> JobStatus:
@@ -120,7 +85,7 @@ class JobWorkflow:
         try:
             if self._phase is Phase.JOINING:
                 if inp.agent_status is AgentStatusEnum.UNAVAILABLE:
-                    return _outcome(await self._finish(JobStatusEnum.FAILED, "agent unavailable"))
+                    return outcome(await self._finish(JobStatusEnum.FAILED, "agent unavailable"))
                 await self._join_queue()
                 await workflow.wait_condition(lambda: self._phase >= Phase.GRANTED)
             final = None
@@ -128,25 +93,25 @@ class JobWorkflow:
                 if self._phase < Phase.SENT:
                     failed = await self.process_job()
                     if failed is not None:
-                        return _outcome(await self._finish(JobStatusEnum.FAILED, failed))
+                        return outcome(await self._finish(JobStatusEnum.FAILED, failed))
                 final = await self.process_job_status()
-            return _outcome(final)
+            return outcome(final)
         except asyncio.CancelledError:
             await self._finish(JobStatusEnum.CANCELLED, "cancelled by request", stop=True)
             raise
         except JobEndedElsewhere:
             await self._release()
-            return _outcome(self._job.status)
+            return outcome(self._job.status)
         except JobIdTaken as err:
             raise ApplicationError(str(err), type=JOB_ID_TAKEN, non_retryable=True) from err
 
     @workflow.update
-    async def submitted(self) -> JobStatus:
-        """Answers once the job waits in its agent's queue (recorded), or has already ended."""
+    async def submitted(self) -> JobInfo:
+        """The job as recorded once it waits in its agent's queue, or has already ended."""
         await workflow.wait_condition(lambda: self._phase >= Phase.WAITING or self._id_taken)
         if self._id_taken:
             raise ApplicationError("the job id holds another job", type=JOB_ID_TAKEN)
-        return self._job.status
+        return self._job
 
     @workflow.signal(name=GRANT_SIGNAL)
     def grant(self) -> None:
@@ -195,32 +160,23 @@ class JobWorkflow:
                 deadline = self._inp.timeout.total_seconds()
                 message = f"job exceeded its deadline of {deadline:g} s"
                 return await self._finish(JobStatusEnum.TIMEOUT, message, stop=True)
-            interval = min(self._policy.job_status_polling_interval, remaining)
+            interval = min(poll_interval(self._policy, self._notifies), remaining)
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._poll_requested, timeout=interval)
             self._poll_requested = False
             # A notified end saves the status call; the agent's results must confirm it.
             reported, self._notified = self._notified, None
-            if reported is not None and not _lost(reported):
-                ended = await self.process_job_results(reported, confirm=True)
+            if reported is not None and not lost(reported):
+                ended = await self.process_job_results(
+                    reported, confirm=True, agent_notifies=True if not self._notifies else None
+                )
                 if ended is not None:
                     return ended
                 workflow.logger.warning(
                     "job %s: a notified end the agent's results do not confirm", self._job.job_id
                 )
-            try:
-                reported = await call_agent(
-                    self._policy, JobActivities.get_job_status, self._job_call()
-                )
-            except AgentCallFailed as err:
-                if err.kind != AGENT_UNKNOWN_JOB:
-                    return await self._finish(JobStatusEnum.FAILED, str(err))
-                reported = JobStatus(
-                    status=JobStatusEnum.FAILED,
-                    message=f"agent lost the job: {err}",
-                    error_type=AGENT_RESTARTED,
-                )
-            if _lost(reported) and self._attempt <= self._policy.job_agent_lost_retries:
+            reported = await self._ask_agent()
+            if lost(reported) and self._attempt <= self._policy.job_agent_lost_retries:
                 await self._send_again(reported)
                 return None
             if reported.status.is_terminal:
@@ -229,17 +185,24 @@ class JobWorkflow:
                     reported.message,
                     at=reported.timestamp,
                     error_type=reported.error_type,
+                    agent_notifies=False if self._missed(reported) else None,
                 )
             if reported.status is not JobStatusEnum.QUEUED:
                 await self._refresh(reported)
         # Bounded history: the job goes on in a new run, polling where it left off.
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
-            self._inp.model_copy(update={"progress": self._progress, "attempt": self._attempt})
+            self._inp.model_copy(
+                update={
+                    "progress": self._progress,
+                    "attempt": self._attempt,
+                    "agent_notifies": self._notifies,
+                }
+            )
         )
 
     async def process_job_results(
-        self, final: JobStatus, confirm: bool = False
+        self, final: JobStatus, confirm: bool = False, agent_notifies: bool | None = None
     ) -> JobStatus | None:
         """Fetch the results, store them with the final status, free the agent: one step.
 
@@ -252,6 +215,7 @@ class JobWorkflow:
             agent_attempts=self._policy.agent_retry_maximum_attempts,
             release=self._phase >= Phase.WAITING,
             confirm=confirm,
+            agent_notifies=agent_notifies,
         )
         retry = agent_retry_policy(self._policy)
         retry.maximum_attempts = 0  # the activity bounds the agent's tries itself
@@ -299,29 +263,32 @@ class JobWorkflow:
 
     async def _send(self) -> AgentStatusEnum | None:
         """Status, job and ASSIGNED record in one step; None once sent, else the agent's status."""
-        # First: a cancel while the job may be on its way must stop it on the agent.
-        self._phase = Phase.SENDING
         # Two agent calls and one try at the ASSIGNED record per try.
         per_try = 2 * self._policy.agent_call_timeout + RECORD_ONCE_TIMEOUT_S
-        try:
-            dispatch = await call_agent(
-                self._policy, JobActivities.dispatch, self._execute_call(), per_try=per_try
-            )
-        except AgentCallFailed as err:
-            if err.kind == AGENT_STATUS_FAILED:  # never asked whether it was idle: nothing sent
-                self._phase = Phase.GRANTED
-            raise
-        if dispatch.unrecorded:
+        while True:
+            # First: a cancel while the job may be on its way must stop it on the agent.
+            self._phase = Phase.SENDING
+            try:
+                dispatch = await call_agent(
+                    self._policy, JobActivities.dispatch, self._execute_call(), per_try=per_try
+                )
+            except AgentCallFailed as err:
+                if err.kind == AGENT_STATUS_FAILED:  # never asked if it was idle: nothing sent
+                    self._phase = Phase.GRANTED
+                raise
+            if not dispatch.unrecorded:
+                break
             # Storage did not take the record that must precede the job: write it durably,
             # then ask the agent again (it may have become busy meanwhile).
             self._phase = Phase.GRANTED
             await self._record(self._status(JobStatusEnum.ASSIGNED, SENT_MESSAGE))
-            return AgentStatusEnum.IDLE
         if dispatch.stored is not None:  # may say the job ended before it was sent
             self._take_record(dispatch.stored, JobStatusEnum.ASSIGNED)
         if dispatch.sent is None:
             self._phase = Phase.GRANTED
             return dispatch.agent
+        # Only an agent told where to report can be trusted to report.
+        self._notifies = self._notifies and dispatch.callbacks
         now = workflow.now()
         self._progress = JobProgress(
             dispatched_at=now, deadline=now + self._inp.timeout, last_recorded_at=now
@@ -344,6 +311,27 @@ class JobWorkflow:
             done = f" ({reported.progress:.0%})" if reported.progress is not None else ""
             workflow.set_current_details(f"{reported.stage}{done}")
 
+    async def _ask_agent(self) -> JobStatus:
+        """The agent's answer for the job; a failed call is the job's failure (a job the agent
+        does not know any more, it lost)."""
+        try:
+            return await call_agent(self._policy, JobActivities.get_job_status, self._job_call())
+        except AgentCallFailed as err:
+            unknown = err.kind == AGENT_UNKNOWN_JOB
+            message = f"agent lost the job: {err}" if unknown else str(err)
+            error_type = AGENT_RESTARTED if unknown else None
+            return JobStatus(status=JobStatusEnum.FAILED, message=message, error_type=error_type)
+
+    def _missed(self, reported: JobStatus) -> bool:
+        """A poll found an end its agent, trusted to report it, did not announce in time."""
+        if self._notifies and announced_late(reported, workflow.now()):
+            workflow.logger.warning(
+                "job %s: a poll found its end unannounced: its agent is polled as usual again",
+                self._job.job_id,
+            )
+            return True
+        return False
+
     async def _send_again(self, lost: JobStatus) -> None:
         """The agent came back without the job: send it again, still holding the agent, so no
         other job overtakes it."""
@@ -361,6 +349,7 @@ class JobWorkflow:
         at: datetime | None = None,
         stop: bool = False,
         error_type: str | None = None,
+        agent_notifies: bool | None = None,
     ) -> JobStatus:
         """Stop the job on its agent if asked, then its results and the end."""
         if stop and self._phase >= Phase.SENDING:
@@ -369,7 +358,7 @@ class JobWorkflow:
             except AgentCallFailed as err:
                 workflow.logger.warning("job %s: %s", self._job.job_id, err)
         final = self._status(status, message, at=at, error_type=error_type)
-        ended = await self.process_job_results(final)
+        ended = await self.process_job_results(final, agent_notifies=agent_notifies)
         assert ended is not None  # only a notified end waits for confirmation
         return ended
 
@@ -382,51 +371,6 @@ class JobWorkflow:
             lambda: workflow.execute_local_activity(release_agent, release, **DURABLE_STEP),
         )
 
-    def _status(
-        self,
-        status: JobStatusEnum,
-        message: str,
-        *,
-        at: datetime | None = None,
-        error_type: str | None = None,
-    ) -> JobStatus:
-        """A status of this job, stamped with its attempt once it has been sent."""
-        attempt = self._attempt if self._phase >= Phase.SENDING else None
-        return JobStatus(
-            status=status,
-            message=message,
-            timestamp=at or workflow.now(),
-            error_type=error_type,
-            attempt=attempt,
-        )
-
-    async def _record(self, new: JobStatus) -> None:
-        if new.model_dump(exclude={"timestamp"}) == self._job.status.model_dump(
-            exclude={"timestamp"}
-        ):
-            return
-        record = StatusRecord(job_id=self._job.job_id, status=new)
-        stored = await until_done(
-            f"job {self._job.job_id}: recording its status",
-            lambda: workflow.execute_local_activity_method(
-                JobActivities.record_job_status, record, **DURABLE_STEP
-            ),
-        )
-        self._take_record(stored, new.status)
-
-    def _take_record(self, stored: JobInfo, requested: JobStatusEnum) -> None:
-        """Adopt what storage holds after a write; a job it says has ended stops here."""
-        before = self._job.status.status
-        self._job = stored
-        if stored.status.status.is_terminal and not requested.is_terminal:
-            raise JobEndedElsewhere(stored.status.message)
-        self._publish_status(before)
-
-    def _publish_status(self, before: JobStatusEnum) -> None:
-        """Keep the JobStatus search attribute in step with the stored status."""
-        if self._job.status.status is not before:
-            workflow.upsert_search_attributes([JOB_STATUS_KEY.value_set(self._job.status.status)])
-
     def _execute_call(self) -> ExecuteCall:
         return ExecuteCall(
             agent_url=self._inp.agent_url,
@@ -437,30 +381,3 @@ class JobWorkflow:
 
     def _job_call(self) -> JobCall:
         return JobCall(agent_url=self._inp.agent_url, job_id=self._job.job_id)
-
-
-# How a job's end shows as its workflow's: completed, or failed with a type that says why.
-_FAILURE_TYPES = {
-    JobStatusEnum.FAILED: "JobFailed",
-    JobStatusEnum.TIMEOUT: "JobTimedOut",
-    JobStatusEnum.CANCELLED: "JobCancelled",
-}
-
-
-def _outcome(final: JobStatus) -> JobStatus:
-    """The completed job's status as the workflow's result; any other end fails the workflow
-    (its results and status stored, its agent freed), so Temporal's own status tells the truth.
-    A job cancelled by request ends its workflow Canceled instead (see `run`)."""
-    if final.status is JobStatusEnum.COMPLETED:
-        return final
-    raise ApplicationError(
-        final.message or final.status.value,
-        final.model_dump(mode="json"),
-        type=_FAILURE_TYPES.get(final.status, "JobFailed"),
-        non_retryable=True,
-    )
-
-
-def _lost(status: JobStatus) -> bool:
-    """The agent came back without the job (it restarted): nothing was wrong with the job."""
-    return status.status is JobStatusEnum.FAILED and status.error_type == AGENT_RESTARTED

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from contextlib import AsyncExitStack
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
@@ -45,6 +46,9 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
+        # A workflow this worker cached goes to any worker once this one has not taken its
+        # next task for so long: the cost of a crashed worker's cached workflows.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.worker_sticky_timeout),
         workflows=[JobWorkflow, AgentQueueWorkflow],
         workflow_runner=workflow_runner(),
         activities=[

@@ -16,10 +16,19 @@ from api.dependencies import (
 from api.errors import error_responses
 from api.idempotency import IdempotencyDep
 from api.job_manager import JobAlreadyFinishedError, SubmissionNotStarted
+from api.placement import place, reasons, unplaceable
 from api.routers import collection_route
-from api.schemas import ID_MAX_LENGTH, ID_PATTERN, CreateJobRequest, JobIdPath, JobListResponse
+from api.schemas import (
+    ID_MAX_LENGTH,
+    ID_PATTERN,
+    CreatedJob,
+    CreateJobRequest,
+    JobIdPath,
+    JobListResponse,
+)
 from common.job_ids import JobUtility
 from common.models import JobInfo, JobStatusEnum
+from common.storage import NotFoundError
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -31,39 +40,56 @@ IdFilter = Annotated[str | None, Query(max_length=ID_MAX_LENGTH, pattern=ID_PATT
     router,
     "POST",
     "",
-    response_model=JobInfo,
+    response_model=CreatedJob,
+    response_model_exclude_none=True,
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(require_temporal)],
     responses=error_responses(400, 404),
 )
 async def create_job(
     body: CreateJobRequest,
+    storage: StorageDep,
     manager: JobManagerDep,
     agents: AgentManagerDep,
     idempotency: IdempotencyDep,
-) -> JobInfo:
+) -> CreatedJob:
     """Run an experiment on an agent: 201 once the job waits in the agent's queue.
 
-    Unknown experiment or agent: 404 naming it. Temporal unreachable, or the start not
-    confirmed in time (the job then never runs): 503. With an `Idempotency-Key`, a repeat gets
-    the first answer and the same job.
+    Without `agent_id`, the fitting agent (capabilities, `selector` labels, available) with
+    the fewest running and queued jobs runs it, and `placement` says which and why. An agent
+    that cannot run the experiment, or none that can: 422 with the reasons. Unknown experiment
+    or agent: 404 naming it. Temporal unreachable, or the start not confirmed in time (the job
+    then never runs): 503. With an `Idempotency-Key`, a repeat gets the first answer and the
+    same job.
     """
     claim = await idempotency.begin("jobs", JobUtility.generate_job_id())
     if idempotency.first_answer is not None:
-        return JobInfo.model_validate(idempotency.first_answer)
-    agent = await agents.refresh_if_unavailable(body.agent_id)
+        return CreatedJob.model_validate(idempotency.first_answer)
+    spec = await storage.get_experiment(body.experiment_id)
+    placement = None
+    if body.agent_id is None:
+        agent, placement = await place(storage, agents, spec, body.selector)
+    else:
+        agent = await agents.refresh_if_unavailable(body.agent_id)
+        if agent is None:
+            raise NotFoundError(f"agent {body.agent_id} does not exist")
+        why = await reasons(agents, spec, [agent], body.selector)
+        if why[agent.agent_id] is not None:
+            raise unplaceable(str(why[agent.agent_id]))
     try:
         job = await manager.create_job(
-            body.experiment_id,
-            body.agent_id,
+            spec.id,
+            agent.agent_id,
             agent,
+            spec=spec,
             job_id=claim.resource_id if claim is not None else None,
         )
     except SubmissionNotStarted:
         await idempotency.forget()  # that job will never run: a retry submits anew
         raise
-    await idempotency.answered(job)
-    return job
+    created = CreatedJob(**job.model_dump(), placement=placement)
+    await idempotency.answered(created)
+    return created
 
 
 @collection_route(router, "GET", "", response_model=JobListResponse, responses=error_responses())

@@ -105,6 +105,11 @@ class StorageBackend(abc.ABC):
         """Raises NotFoundError."""
 
     @abc.abstractmethod
+    async def set_agent_notifies(self, agent_id: str, notifies: bool) -> None:
+        """Whether the agent reports its jobs' ends (see RegisteredAgentInfo.notifies); an
+        unregistered agent is passed over."""
+
+    @abc.abstractmethod
     async def remove_agent(self, agent_id: str) -> None:
         """Raises NotFoundError. The agent's jobs and results are kept as history."""
 
@@ -189,6 +194,10 @@ class StorageBackend(abc.ABC):
         """A submission that could not be confirmed: a job that never left its queue (or was
         never recorded) is recorded FAILED with `message`, so its workflow will not run it.
         Any other job is returned as stored: it was sent to its agent."""
+
+    @abc.abstractmethod
+    async def unfinished_job_counts(self) -> dict[str, int]:
+        """Running and queued jobs per agent (agents with none are left out)."""
 
     @abc.abstractmethod
     async def get_job(self, job_id: str) -> JobInfo:

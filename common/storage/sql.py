@@ -167,6 +167,21 @@ class SQLStorageBackend(StorageBackend):
             if done.rowcount == 0:
                 raise NotFoundError(f"agent {agent_id} is not registered")
 
+    async def set_agent_notifies(self, agent_id: str, notifies: bool) -> None:
+        async with self._write() as conn:
+            info = (
+                await conn.execute(
+                    select(agents.c.info).where(agents.c.agent_id == agent_id).with_for_update()
+                )
+            ).scalar_one_or_none()
+            if info is None or info.get("notifies") is notifies:
+                return
+            await conn.execute(
+                update(agents)
+                .where(agents.c.agent_id == agent_id)
+                .values(info={**info, "notifies": notifies})
+            )
+
     async def remove_agent(self, agent_id: str) -> None:
         async with self._write() as conn:
             done = await conn.execute(delete(agents).where(agents.c.agent_id == agent_id))
@@ -338,6 +353,15 @@ class SQLStorageBackend(StorageBackend):
             if row.status != JobStatusEnum.QUEUED.value:
                 return _job(row)
             return await self._put_job(conn, job.job_id, failed)
+
+    async def unfinished_job_counts(self) -> dict[str, int]:
+        query = (
+            select(jobs.c.agent_id, func.count())
+            .where(jobs.c.job_set.in_(_UNFINISHED_SETS))
+            .group_by(jobs.c.agent_id)
+        )
+        async with self._read() as conn:
+            return {agent_id: int(n) for agent_id, n in (await conn.execute(query)).all()}
 
     async def get_job(self, job_id: str) -> JobInfo:
         async with self._read() as conn:

@@ -111,8 +111,8 @@ class AgentInfo(Closed):
     system_info: SystemInfo
     capabilities: dict[str, Any]
     last_updated: AwareDatetime
-    # Ours: labels for placement (optional, so an existing agent without them fits).
-    labels: dict[str, str] = Field(default_factory=dict)
+    # Ours, past the contract: existing servers ignore a field they do not know.
+    labels: dict[str, str]
 
 
 class AgentInfoResponse(Closed):

@@ -81,9 +81,33 @@ async def test_cors_allows_the_configured_web_ui_origins_only(http: httpx.AsyncC
     r = await http.get("/api/v1/agents/", headers={"Origin": "http://localhost:3000"})
     assert r.headers["access-control-allow-origin"] == "http://localhost:3000"
 
+    # The API's own pages (the console) are always welcome.
+    own = {"Origin": "http://localhost:8000", **preflight}
+    assert (await http.options("/api/v1/jobs", headers=own)).status_code == 200
+
+
+async def test_a_refused_origin_is_told_in_the_log_with_the_setting_to_change(
+    http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x"}
     r = await http.options("/api/v1/jobs", headers={"Origin": "http://evil.example", **preflight})
     assert r.status_code == 400
     assert "access-control-allow-origin" not in r.headers
+    assert "http://evil.example" in caplog.text and "RUCKUS_CORS_ORIGINS" in caplog.text
+
+
+async def test_cors_opened_to_any_origin_with_a_star(stack: Stack, storage: StorageBackend) -> None:
+    app = create_app(
+        ServerSettings(cors_origins=["*"]),
+        storage=storage,
+        temporal_client=await stack.temporal.client(),
+    )
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x"}
+    async with running(app), asgi_client(app) as http:
+        anyone = {"Origin": "http://any.example", **preflight}
+        r = await http.options("/api/v1/jobs", headers=anyone)
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] in ("*", "http://any.example")
 
 
 def test_cors_origins_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,4 +115,8 @@ def test_cors_origins_come_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("RUCKUS_API_KEY", "")
     settings = ServerSettings()
     assert settings.cors_origins == ["https://ui.example"]
+    monkeypatch.setenv("RUCKUS_CORS_ORIGINS", "https://a.example, https://b.example")
+    assert ServerSettings().cors_origins == ["https://a.example", "https://b.example"]
+    monkeypatch.setenv("RUCKUS_CORS_ORIGINS", "*")
+    assert ServerSettings().allowed_origins == ["*"]
     assert settings.api_key is None  # an empty variable means no key

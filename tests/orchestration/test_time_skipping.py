@@ -9,8 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.enums.v1 import EventType, IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -71,3 +72,51 @@ async def test_an_hour_long_job_at_default_polling_ends_timeout_at_its_deadline(
     assert 55 <= len(polls) <= 61  # one a minute for an hour, across continue-as-new
     cancels = [e["job_id"] for e in await fake_agent.log() if e["call"] == "cancel"]
     assert cancels == [job.job_id]
+
+
+def poll_timers(history: WorkflowHistory) -> list[float]:
+    """The seconds of each poll's timer in a job's history."""
+    return [
+        e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta().total_seconds()
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+    ]
+
+
+async def test_an_agent_that_reports_ends_is_polled_as_a_safety_net_until_it_misses_one(
+    env: WorkflowEnvironment, storage: StorageBackend, fake_agent: FakeAgent
+) -> None:
+    settings = JobManagerSettings(
+        task_queue=f"ts-{uuid.uuid4().hex[:8]}",
+        job_status_polling_interval=5,
+        job_status_safety_polling_interval=60,
+        # Callbacks are offered (to nowhere: this agent loses them).
+        callback_base_url="http://127.0.0.1:9",
+    )
+    await storage.set_agent_notifies(fake_agent.agent_id, True)
+    await fake_agent.control(job_duration=None, lose_callbacks=True)
+    agents = AgentUtility()
+    async with build_worker(env.client, storage, agents, settings):
+        manager = JobManager(storage, env.client, settings)
+        exp = await new_experiment(storage)
+        trusted = await manager.create_job(exp.id, fake_agent.agent_id)
+        await env.sleep(timedelta(minutes=5))
+        await fake_agent.finish(trusted.job_id)  # and its notification is lost
+        await env.sleep(timedelta(minutes=2))
+        await wait_for_status(storage, trusted.job_id, JobStatusEnum.COMPLETED)
+        # The missed notification brings the agent back to the usual interval.
+        assert (await storage.get_agent(fake_agent.agent_id)).notifies is False
+        usual = await manager.create_job(exp.id, fake_agent.agent_id)
+        await env.sleep(timedelta(minutes=1))
+        await fake_agent.finish(usual.job_id)
+        await env.sleep(timedelta(seconds=30))
+        await wait_for_status(storage, usual.job_id, JobStatusEnum.COMPLETED)
+        first = await env.client.get_workflow_handle(trusted.job_id).fetch_history()
+        second = await env.client.get_workflow_handle(usual.job_id).fetch_history()
+    await agents.aclose()
+    safety, quick = poll_timers(first), poll_timers(second)
+    # A minute, give or take the jitter, for a trusted agent; the request's 5 s after.
+    assert safety and all(54 <= t <= 66 for t in safety), safety
+    assert len(set(safety)) > 1  # jittered: not every job's poll on the same second
+    assert quick and all(4.5 <= t <= 5.5 for t in quick), quick
+    assert len(quick) >= 10

@@ -38,6 +38,9 @@ class Behaviour(BaseModel):
     # While set, a running job reports this stage and fraction done.
     stage: str | None = None
     progress: float | None = None
+    # As an existing Ruckus agent: start and end times in job status, its own experiment id
+    # and extra fields in results, and a cancel that answers 500.
+    existing_style: bool = False
 
 
 class Job(BaseModel):
@@ -186,6 +189,10 @@ def build_app(agent_id: str) -> FastAPI:
             status = behaviour.job_report
         # Existing agents send no timestamp: the server must cope.
         answer: dict[str, Any] = {"job_id": job_id, "status": status, "message": job.message}
+        if behaviour.existing_style:
+            answer["started_at"] = job.started_at.isoformat()
+            if job.status != "running":
+                answer["completed_at"] = (job.finishes_at or job.started_at).isoformat()
         if job.status == "running" and behaviour.stage is not None:
             answer |= {"stage": behaviour.stage, "progress": behaviour.progress}
         if job.error_type:
@@ -218,7 +225,7 @@ def build_app(agent_id: str) -> FastAPI:
         job = jobs.get(job_id)
         if job is None or job.status == "running":
             raise HTTPException(404, "no results")
-        return {
+        answer = {
             "job_id": job_id,
             "experiment_id": job.experiment_id,
             "status": job.status,
@@ -227,10 +234,21 @@ def build_app(agent_id: str) -> FastAPI:
             "metrics": {"answer": 42},
             "output": {"agent": agent_id},
         }
+        if behaviour.existing_style:
+            ended = job.finishes_at or job.started_at
+            answer |= {
+                "experiment_id": f"derived-{job.experiment_id}",
+                "completed_at": ended.isoformat(),
+                "agent_version": "0.9.0",
+                "error_type": None,
+            }
+        return answer
 
     @app.delete("/api/v1/jobs/{job_id}")
     async def cancel(job_id: str) -> Any:
         log.append({"call": "cancel", "job_id": job_id, "at": now().isoformat()})
+        if behaviour.existing_style:
+            return JSONResponse({"detail": "cancel failed"}, status_code=500)
         job = jobs.get(job_id)
         if job is None:
             raise HTTPException(404, "unknown job")

@@ -1,0 +1,57 @@
+"""Our server driving an agent of the existing Ruckus: its status without `timestamp`, its
+own experiment id and extra fields in results, a cancel that answers 500."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import httpx
+
+from common.models import JobStatusEnum
+from tests.api.conftest import create_experiment, register, wait_job
+from tests.support.stack import FakeAgent
+
+
+async def test_a_job_on_an_existing_agent_is_stored_under_our_ids_with_the_agents_times(
+    http: httpx.AsyncClient, fake_agent: FakeAgent
+) -> None:
+    await fake_agent.control(existing_style=True, job_duration=0.5)
+    agent_id = await register(http, fake_agent.url)
+    experiment_id = await create_experiment(http)
+    created = await http.post(
+        "/api/v1/jobs", json={"experiment_id": experiment_id, "agent_id": agent_id}
+    )
+    job_id = created.json()["job_id"]
+    done = await wait_job(http, job_id, JobStatusEnum.COMPLETED)
+
+    result = (await http.get(f"/api/v1/results/{job_id}")).json()["result"]
+    assert result["job_id"] == job_id
+    assert result["experiment_id"] == experiment_id
+    assert result["agent_id"] == agent_id
+    assert result["agent_experiment_id"] == f"derived-{experiment_id}"  # kept, not lost
+    assert result["agent_version"] == "0.9.0"  # their extra fields stay
+    listed = (await http.get("/api/v1/results", params={"experiment_id": experiment_id})).json()
+    assert [r["job_id"] for r in listed["results"]] == [job_id]
+
+    # The job ended when the agent says, not when the server happened to ask.
+    async with httpx.AsyncClient() as control:
+        agent_jobs = (await control.get(f"{fake_agent.url}/control/jobs")).json()
+    ended_on_agent = datetime.fromisoformat(agent_jobs[job_id]["finishes_at"])
+    assert done.status.timestamp == ended_on_agent
+
+
+async def test_a_cancel_the_existing_agent_answers_500_still_ends_the_job(
+    http: httpx.AsyncClient, fake_agent: FakeAgent
+) -> None:
+    await fake_agent.control(existing_style=True, job_duration=None)
+    agent_id = await register(http, fake_agent.url)
+    experiment_id = await create_experiment(http)
+    body = {"experiment_id": experiment_id, "agent_id": agent_id}
+    job_id = (await http.post("/api/v1/jobs", json=body)).json()["job_id"]
+    await wait_job(http, job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
+    assert (await http.delete(f"/api/v1/jobs/{job_id}")).status_code == 204
+    await wait_job(http, job_id, JobStatusEnum.CANCELLED)
+    # The agent is free for the next job: nothing is stuck behind the refused cancel.
+    await fake_agent.control(existing_style=True, job_duration=0.1)
+    following = (await http.post("/api/v1/jobs", json=body)).json()["job_id"]
+    await wait_job(http, following, JobStatusEnum.COMPLETED)
