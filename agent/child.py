@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 KILL_GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL
-READ_BYTES = 64 * 1024  # of the process's output at a time
 
 Process = asyncio.subprocess.Process
 

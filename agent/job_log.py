@@ -8,14 +8,21 @@ written and later output is held in memory, of which the last half is appended w
 
 from __future__ import annotations
 
+import asyncio
 import codecs
+import contextlib
 import datetime as dt
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from agent.redaction import MASK, mask_text
 
+logger = logging.getLogger(__name__)
+
+READ_BYTES = 64 * 1024  # of a process's output at a time
+TAIL_CHARS = 4000
 # Longest run of output without a newline held back to be masked whole; longer runs are passed
 # on in pieces, keeping back enough for a secret that has not fully arrived.
 LONG_LINE_CHARS = 64 * 1024
@@ -114,6 +121,46 @@ class JobLogWriter:
         self._size += len(data)
 
 
+class RunningLog:
+    """The log of the job that runs: the agent's notes and its process's output, masked. A disk
+    that fails loses lines of the log, never the job."""
+
+    def __init__(self, path: Path, max_bytes: int, secrets: Sequence[str]) -> None:
+        self._writer = JobLogWriter(path, max_bytes)
+        self._masker = OutputMasker(secrets)
+        self._secrets = list(secrets)
+        # The end of the output, for the result of a process that left no outcome.
+        self.tail = ""
+
+    def note(self, text: str) -> None:
+        """A line of the agent's own."""
+        self._write(agent_line(mask_text(text, self._secrets)))
+
+    async def copy(self, output: asyncio.StreamReader) -> None:
+        """The process's output, as it comes, until it ends."""
+        try:
+            while chunk := await output.read(READ_BYTES):
+                self._output(self._masker.feed(chunk))
+        finally:
+            self._output(self._masker.finish())
+
+    def close(self, last_note: str) -> None:
+        self.note(last_note)
+        with contextlib.suppress(OSError):
+            self._writer.close()
+
+    def _output(self, text: str) -> None:
+        if text:
+            self.tail = (self.tail + text)[-TAIL_CHARS:]
+            self._write(text)
+
+    def _write(self, text: str) -> None:
+        try:
+            self._writer.write(text)
+        except OSError as exc:
+            logger.error("could not write to the job log %s: %s", self._writer.path, exc)
+
+
 def append(path: Path, max_bytes: int, text: str) -> None:
     """Add `text` (already masked) to the log of a job that is not running."""
     writer = JobLogWriter(path, max_bytes)
@@ -149,9 +196,9 @@ def _char_cut(data: bytes) -> int:
 
 
 def _line_cut(data: bytes, room: int) -> int:
-    """Where to cut `data` to fit `room` bytes: after its last newline there, else a character."""
-    newline = data.rfind(b"\n", 0, room)
-    return newline + 1 if newline >= 0 else _char_cut(data[:room])
+    """Where to cut `data` to fit `room` bytes: after its last newline there, else before it
+    all (a write is whole lines but for output past LONG_LINE_CHARS)."""
+    return data.rfind(b"\n", 0, room) + 1
 
 
 def _line_start(tail: bytes) -> int:

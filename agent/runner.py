@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent import child, job_log, outcomes
-from agent.job_log import JobLogWriter, OutputMasker, agent_line
+from agent.job_log import RunningLog, agent_line
 from agent.notify import CallbackOrigins, Notifier
 from agent.progress_file import read_progress
-from agent.redaction import mask_text, redacted, spec_secrets
+from agent.redaction import redacted, spec_secrets
 from agent.store import STORE_ERRORS, JobRecord, JobStore
 from agent.tasks import TaskError, resolve, supported_tasks
 from common.models import (
@@ -38,8 +38,6 @@ logger = logging.getLogger(__name__)
 # Records kept in memory besides the running job's: the latest few, which the server asks about
 # right after they end. Everything else is read from disk when asked for.
 CACHED_RECORDS = 16
-# The end of a job's output kept in memory, for the result of a process that left no outcome.
-OUTPUT_TAIL_CHARS = 4000
 # How long the output of an ended process may still take to arrive: a process it started and
 # left behind could hold the pipe open for ever.
 OUTPUT_GRACE_SECONDS = 2.0
@@ -71,8 +69,7 @@ class _ActiveJob:
     started_at: datetime | None = None
     # Kept in memory only: the URLs carry the server's token for this job.
     callback_urls: list[str] = field(default_factory=list)
-    log: JobLogWriter | None = None
-    output_tail: str = ""
+    log: RunningLog | None = None
 
 
 class JobRunner:
@@ -269,7 +266,8 @@ class JobRunner:
             if job.process is not None:
                 child.send(job.process, signal.SIGKILL)
         final = await asyncio.to_thread(outcomes.finalized, final)
-        self._end_log(job, final)
+        if job.log is not None:  # closed before anyone can see the job ended
+            job.log.close(f"ended {final.status.status}: {final.status.message}")
         # The final status and a free slot appear together: no reader sees one without the other.
         self._remember(final)
         self.active = None
@@ -283,18 +281,19 @@ class JobRunner:
     async def _execute(self, job: _ActiveJob) -> JobRecord:
         record, paths = job.record, self._work_paths(job.record.job_id)
         await self._save(record)
-        job.log = JobLogWriter(self.store.log_path(record.job_id), self.settings.job_log_max_bytes)
-        secrets = spec_secrets(record.spec)
-        self._note(job, self._accepted_line(record), secrets)
+        log_path = self.store.log_path(record.job_id)
+        job.log = RunningLog(log_path, self.settings.job_log_max_bytes, spec_secrets(record.spec))
+        job.log.note(_accepted_line(record))
         await asyncio.to_thread(paths["spec"].write_text, record.spec.model_dump_json(), "utf-8")
         job.process = await child.spawn(paths["spec"], paths["outcome"], paths["progress"])
         job.started_at = utcnow()
-        output = asyncio.create_task(self._copy_output(job, OutputMasker(secrets)))
+        assert job.process.stdout is not None
+        output = asyncio.create_task(job.log.copy(job.process.stdout))
         message = (
             f"running the {record.spec.task.type} task in process {job.process.pid} "
             f"(deadline {job.deadline_seconds:g} s)"
         )
-        self._note(job, message, secrets)
+        job.log.note(message)
         job.record = record.model_copy(
             update={
                 "status": JobStatus(
@@ -316,55 +315,10 @@ class JobRunner:
                 job.started_at,
                 job.process.returncode,
                 paths["outcome"],
-                job.output_tail or None,
+                job.log.tail or None,
             )
         reason = job.stop_reason if ended_by == "stop" else "timeout"
         return outcomes.stopped(job.record, job.started_at, reason, job.deadline_seconds)
-
-    async def _copy_output(self, job: _ActiveJob, masker: OutputMasker) -> None:
-        """The process's stdout and stderr into the job's log as they come, masked."""
-        assert job.process is not None and job.process.stdout is not None
-        try:
-            while chunk := await job.process.stdout.read(child.READ_BYTES):
-                self._write_output(job, masker.feed(chunk))
-        finally:
-            self._write_output(job, masker.finish())
-
-    def _write_output(self, job: _ActiveJob, text: str) -> None:
-        if not text or job.log is None:
-            return
-        job.output_tail = (job.output_tail + text)[-OUTPUT_TAIL_CHARS:]
-        try:
-            job.log.write(text)
-        except OSError as exc:  # a full disk loses log lines, never the job
-            logger.error("job %s: could not write its log: %s", job.record.job_id, exc)
-
-    def _note(self, job: _ActiveJob, text: str, secrets: list[str]) -> None:
-        """A line of the agent's own in the running job's log."""
-        if job.log is not None:
-            with contextlib.suppress(OSError):
-                job.log.write(agent_line(mask_text(text, secrets)))
-
-    def _end_log(self, job: _ActiveJob, final: JobRecord) -> None:
-        """The job's last line, then its log closed: before anyone can see the job ended."""
-        if job.log is None:
-            return
-        self._note(job, f"ended {final.status.status}: {final.status.message}", [])
-        try:
-            job.log.close()
-        except OSError as exc:
-            logger.error("job %s: could not write its log: %s", final.job_id, exc)
-
-    @staticmethod
-    def _accepted_line(record: JobRecord) -> str:
-        spec = record.spec
-        line = f"accepted: the {spec.task.type} task of experiment '{spec.id}' ({spec.name})"
-        if record.attempt > 1:
-            line += (
-                f"; attempt {record.attempt}, sent again after attempt {record.attempt - 1} "
-                "was lost when the agent stopped"
-            )
-        return line
 
     def _log_quietly(self, record: JobRecord, text: str) -> None:
         """A line of the agent's own in the log of a job that is not running (masked already)."""
@@ -482,3 +436,14 @@ async def _drain(output: asyncio.Task[None]) -> None:
         output.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await output
+
+
+def _accepted_line(record: JobRecord) -> str:
+    spec = record.spec
+    line = f"accepted: the {spec.task.type} task of experiment '{spec.id}' ({spec.name})"
+    if record.attempt > 1:
+        line += (
+            f"; attempt {record.attempt}, sent again after attempt {record.attempt - 1} "
+            "was lost when the agent stopped"
+        )
+    return line
