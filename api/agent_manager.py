@@ -110,12 +110,12 @@ class AgentManager:
         return await self._storage.get_agent(agent_id)
 
     async def get_agent_status(self, agent_id: str) -> AgentStatus:
-        return await self._live_status(await self._storage.get_agent(agent_id))
+        return await self.live_status(await self._storage.get_agent(agent_id))
 
     async def list_agent_status(self) -> list[AgentStatus]:
         """Every agent's live status, asked concurrently, each within the status timeout."""
         agents = await self._storage.list_agents()
-        return list(await asyncio.gather(*(self._live_status(a) for a in agents)))
+        return list(await asyncio.gather(*(self.live_status(a) for a in agents)))
 
     async def refresh_if_unavailable(self, agent_id: str) -> RegisteredAgentInfo | None:
         """The agent's record, re-asked if last seen unavailable so a job is not failed on old
@@ -125,11 +125,11 @@ class AgentManager:
         except NotFoundError:
             return None
         if agent.status is AgentStatusEnum.UNAVAILABLE:
-            live = await self._live_status(agent)
+            live = await self.live_status(agent)
             agent = agent.model_copy(update={"status": live.status})
         return agent
 
-    async def _live_status(self, agent: RegisteredAgentInfo) -> AgentStatus:
+    async def live_status(self, agent: RegisteredAgentInfo) -> AgentStatus:
         """The agent's answer, or `unavailable`; a change is recorded as its last-seen status."""
         try:
             async with asyncio.timeout(self._settings.agent_status_timeout):

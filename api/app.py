@@ -17,7 +17,17 @@ from api.dependencies import api_key_check, require_storage
 from api.errors import install_error_handlers
 from api.job_manager import JobManager
 from api.middleware import LoggedCORS, RejectControlCharacters
-from api.routers import agents, callbacks, experiments, health, job_follow, jobs, results
+from api.routers import (
+    agents,
+    callbacks,
+    comparison,
+    experiments,
+    health,
+    job_follow,
+    jobs,
+    results,
+    runs,
+)
 from common.body_limit import BodySizeLimit
 from common.callbacks import CallbackSigner
 from common.server_errors import JsonServerErrors
@@ -126,6 +136,6 @@ def create_app(
     app.include_router(health.router)
     # Agents call back with a per-job signed token instead of the API key.
     app.include_router(callbacks.router)
-    for area in (agents, experiments, jobs, job_follow, results):
+    for area in (agents, experiments, jobs, job_follow, results, runs, comparison):
         app.include_router(area.router, dependencies=guarded)
     return app

@@ -54,18 +54,23 @@ async def place(
     none fits."""
     registered = await storage.list_agents()
     why = await reasons(agents, spec, registered, selector)
-    fit = [a for a in registered if why[a.agent_id] is None]
-    if not fit:
-        listed = "; ".join(r for r in why.values() if r) or "no agent is registered"
-        raise unplaceable(f"no agent can run experiment {spec.id}: {listed}")
     load = await storage.unfinished_job_counts()
-    chosen = min(fit, key=lambda a: (load.get(a.agent_id, 0), a.registered_at, a.agent_id))
-    jobs = load.get(chosen.agent_id, 0)
-    reason = (
-        f"of {len(fit)} agent{'s' if len(fit) != 1 else ''} that can run it, the one with "
-        f"the fewest running and queued jobs ({jobs})"
-    )
-    return chosen, Placement(agent_id=chosen.agent_id, reason=reason)
+    fit = [a for a in registered if why[a.agent_id] is None]
+    fit.sort(key=lambda a: (load.get(a.agent_id, 0), a.registered_at, a.agent_id))
+    for agent in fit:
+        # Asked now, not as last recorded: a stopped agent is never chosen.
+        live = await agents.live_status(agent)
+        if live.status in (AgentStatusEnum.UNAVAILABLE, AgentStatusEnum.ERROR):
+            why[agent.agent_id] = f"agent {agent.agent_id} is {live.status.value}"
+            continue
+        jobs = load.get(agent.agent_id, 0)
+        reason = (
+            f"of {len(fit)} agent{'s' if len(fit) != 1 else ''} that can run it, the one with "
+            f"the fewest running and queued jobs ({jobs})"
+        )
+        return agent, Placement(agent_id=agent.agent_id, reason=reason)
+    listed = "; ".join(r for r in why.values() if r) or "no agent is registered"
+    raise unplaceable(f"no agent can run experiment {spec.id}: {listed}")
 
 
 def unplaceable(message: str, field: str = "agent_id") -> RequestValidationError:

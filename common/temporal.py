@@ -24,7 +24,9 @@ from temporalio.envconfig import ClientConfigProfile
 AGENT_ID_KEY = SearchAttributeKey.for_keyword("RuckusAgentId")
 EXPERIMENT_ID_KEY = SearchAttributeKey.for_keyword("RuckusExperimentId")
 JOB_STATUS_KEY = SearchAttributeKey.for_keyword("RuckusJobStatus")
-SEARCH_ATTRIBUTES = (AGENT_ID_KEY, EXPERIMENT_ID_KEY, JOB_STATUS_KEY)
+# On a run's workflow and on each of its jobs: finds a run's jobs.
+RUN_ID_KEY = SearchAttributeKey.for_keyword("RuckusRunId")
+SEARCH_ATTRIBUTES = (AGENT_ID_KEY, EXPERIMENT_ID_KEY, JOB_STATUS_KEY, RUN_ID_KEY)
 
 DEFAULT_ADDRESS = "localhost:7233"
 

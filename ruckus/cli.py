@@ -9,6 +9,7 @@ import typer
 from ruckus.client_cli import agents_app, experiments_app
 from ruckus.db import app as db_app
 from ruckus.jobs_cli import jobs_app, results_app
+from ruckus.runs_cli import compare, report, runs_app
 
 app = typer.Typer(
     help="Ruckus: ML benchmark jobs on a fleet of machines, run by Temporal.",
@@ -19,6 +20,9 @@ app.add_typer(agents_app, name="agents")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(results_app, name="results")
+app.add_typer(runs_app, name="runs")
+app.command()(compare)
+app.command()(report)
 
 
 @app.command()

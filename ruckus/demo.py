@@ -52,6 +52,9 @@ def run_demo(client: RuckusClient, agent_id: str, cfg: DevConfig, console: Conso
         ("job in the Temporal UI:", cfg.workflow_url(job.job_id)),
     ):
         console.print(f"{what} {url}", soft_wrap=True)
+    from ruckus.demo_run import run_demo_comparison  # the CLI's modules import this one
+
+    run_demo_comparison(client, DEMO_EXPERIMENT.id, cfg, console)
     return job
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from httpx_sse import connect_sse
 
+from common.comparison import Comparison
 from common.models import ExperimentSpec, JobInfo
 
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
@@ -146,6 +147,43 @@ class RuckusClient:
         """`{"results": [...]}`."""
         params = {"experiment_id": experiment_id} if experiment_id else {}
         return self._call("GET", "/api/v1/results", params=params)
+
+    # Runs and comparisons
+
+    def comparison(
+        self, run_id: str | None, experiment_id: str | None, job_ids: list[str] | None
+    ) -> Comparison:
+        if run_id is not None:
+            answer = self._call("GET", f"/api/v1/runs/{run_id}/comparison")
+        elif experiment_id is not None:
+            answer = self._call(
+                "GET", "/api/v1/comparison", params={"experiment_id": experiment_id}
+            )
+        else:
+            answer = self._call(
+                "GET", "/api/v1/comparison", params={"job_ids": ",".join(job_ids or [])}
+            )
+        return Comparison.model_validate(answer)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/api/v1/runs/{run_id}"))
+
+    def start_run(
+        self, experiment_id: str, agents: list[str], labels: dict[str, str], repeats: int
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"experiment_id": experiment_id, "repeats": repeats}
+        if agents:
+            body["agents"] = agents
+        if labels:
+            body["selector"] = {"labels": labels}
+        return dict(self._call("POST", "/api/v1/runs", json=body))
+
+    def list_runs(self, experiment_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"experiment_id": experiment_id} if experiment_id else {}
+        return list(self._call("GET", "/api/v1/runs", params=params)["runs"])
+
+    def cancel_run(self, run_id: str) -> None:
+        self._call("DELETE", f"/api/v1/runs/{run_id}")
 
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/health", ok_codes=(200, 503))

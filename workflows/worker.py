@@ -1,4 +1,4 @@
-"""The worker: runs the job and queue workflows with their activities."""
+"""The worker: runs the job, queue and run workflows with their activities."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 
 from activities.agent_queue import QueueActivities, grant_agent, release_agent
 from activities.job import JobActivities
+from activities.run import RunActivities
 from common.agent_client import AgentUtility
 from common.settings import JobManagerSettings, StorageSettings, reveal
 from common.storage import StorageBackend, create_storage
 from common.temporal import connect_temporal
 from workflows.agent_queue import AgentQueueWorkflow
 from workflows.job import JobWorkflow
+from workflows.run import RunWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +45,14 @@ def build_worker(
         storage, agents, settings.callback_base_url, reveal(settings.callback_secret)
     )
     queue = QueueActivities(storage)
+    run = RunActivities(storage)
     return Worker(
         client,
         task_queue=settings.task_queue,
         # A workflow this worker cached goes to any worker once this one has not taken its
         # next task for so long: the cost of a crashed worker's cached workflows.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.worker_sticky_timeout),
-        workflows=[JobWorkflow, AgentQueueWorkflow],
+        workflows=[JobWorkflow, AgentQueueWorkflow, RunWorkflow],
         workflow_runner=workflow_runner(),
         activities=[
             job.dispatch,
@@ -61,6 +64,9 @@ def build_worker(
             queue.retire_if_closed,
             release_agent,
             grant_agent,
+            run.create_run,
+            run.record_run_jobs,
+            run.end_run,
         ],
     )
 

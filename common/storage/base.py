@@ -6,7 +6,7 @@ import abc
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -18,6 +18,10 @@ from common.models import (
     JobStatusEnum,
     RegisteredAgentInfo,
 )
+from common.runs import RunRecord, RunStatus
+
+if TYPE_CHECKING:
+    from common.comparison import Comparison
 
 
 class StorageError(Exception):
@@ -68,7 +72,7 @@ class IdempotencyClaim(BaseModel):
 
 
 class StorageBackend(abc.ABC):
-    """Agents, experiments, the four job sets per agent, and results."""
+    """Agents, experiments, the four job sets per agent, results, and runs."""
 
     # Lifecycle
 
@@ -250,3 +254,47 @@ class StorageBackend(abc.ABC):
     @abc.abstractmethod
     async def server_secret(self, name: str, make: Callable[[], str]) -> str:
         """The secret stored under `name`, made with `make` and stored by the first caller."""
+
+    # Runs
+
+    @abc.abstractmethod
+    async def create_run(self, run: RunRecord) -> RunRecord:
+        """Insert a new run; AlreadyExistsError if the id is taken."""
+
+    @abc.abstractmethod
+    async def get_run(self, run_id: str) -> RunRecord:
+        """Raises NotFoundError."""
+
+    @abc.abstractmethod
+    async def list_runs(
+        self,
+        *,
+        experiment_id: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        """Newest first (by created_time)."""
+
+    @abc.abstractmethod
+    async def record_run_jobs(self, run_id: str, job_ids: list[str]) -> RunRecord:
+        """Set the run's jobs, in run order. Idempotent; NotFoundError for an unknown run,
+        ConflictError once the run has ended."""
+
+    @abc.abstractmethod
+    async def get_run_jobs(self, run_id: str) -> list[JobInfo]:
+        """The run's jobs that storage holds, in run order; NotFoundError for an unknown run."""
+
+    @abc.abstractmethod
+    async def record_run_end(
+        self, run_id: str, status: RunStatus, comparison: Comparison
+    ) -> RunRecord:
+        """End the run with its comparison, at the current time.
+
+        Final: a run that has ended keeps its end and comparison and is returned unchanged.
+        Raises NotFoundError, or ValueError for RUNNING.
+        """
+
+    @abc.abstractmethod
+    async def get_run_comparison(self, run_id: str) -> Comparison | None:
+        """The comparison stored when the run ended; None while it runs. NotFoundError."""

@@ -7,6 +7,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -100,6 +101,26 @@ results = Table(
     Column("experiment_id", String(128), nullable=False),
     Column("saved_at", UTCDateTime, nullable=False),
     Column("payload", JSONText, nullable=False),
+    Index(None, "experiment_id"),
+)
+
+# One experiment on several agents; its jobs are rows of `jobs`, listed here in run order.
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(128), primary_key=True),
+    Column("experiment_id", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_time", UTCDateTime, nullable=False),
+    Column("ended_time", UTCDateTime, nullable=True),
+    Column("repeats", Integer, nullable=False),
+    Column("agents", JSONText, nullable=False),
+    Column("selector", JSONText, nullable=True),
+    Column("job_ids", JSONText, nullable=False),
+    # The comparison as it stood when the run ended; NULL while it runs.
+    Column("comparison", JSONText, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "created_time", "run_id"),
     Index(None, "experiment_id"),
 )
 

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from common.comparison import Comparison
 from common.models import (
     TERMINAL_JOB_STATUSES,
     AgentStatusEnum,
@@ -27,6 +28,7 @@ from common.models import (
     RegisteredAgentInfo,
     utcnow,
 )
+from common.runs import RunRecord, RunStatus
 from common.settings import StorageSettings
 from common.storage.base import (
     AlreadyExistsError,
@@ -49,6 +51,7 @@ from common.storage.schema import (
     idempotency_keys,
     job_logs,
     jobs,
+    runs,
     server_secrets,
 )
 from common.storage.schema import results as results_table
@@ -488,6 +491,101 @@ class SQLStorageBackend(StorageBackend):
             )
             return str((await conn.execute(query)).scalar_one())
 
+    # Runs
+
+    async def create_run(self, run: RunRecord) -> RunRecord:
+        async with self._write(duplicate=f"run {run.run_id} exists already") as conn:
+            await conn.execute(runs.insert().values(**_run_values(run), updated_at=utcnow()))
+        return run
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        async with self._read() as conn:
+            row = (await conn.execute(_runs_query().where(runs.c.run_id == run_id))).first()
+        if row is None:
+            raise NotFoundError(f"run {run_id} does not exist")
+        return _run(row)
+
+    async def list_runs(
+        self,
+        *,
+        experiment_id: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        """Newest first (created_time, then run id, descending); ValueError on negative paging."""
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        query = _runs_query()
+        if experiment_id is not None:
+            query = query.where(runs.c.experiment_id == experiment_id)
+        if status is not None:
+            query = query.where(runs.c.status == RunStatus(status).value)
+        query = query.order_by(runs.c.created_time.desc(), runs.c.run_id.desc())
+        async with self._read() as conn:
+            rows = (await conn.execute(query.limit(limit).offset(offset))).all()
+        return [_run(row) for row in rows]
+
+    async def record_run_jobs(self, run_id: str, job_ids: list[str]) -> RunRecord:
+        async with self._write() as conn:
+            current = await self._locked_run(conn, run_id)
+            if current.job_ids == job_ids:
+                return current
+            if current.status.ended:
+                raise ConflictError(f"run {run_id} has ended ({current.status.value})")
+            await conn.execute(
+                update(runs)
+                .where(runs.c.run_id == run_id)
+                .values(job_ids=list(job_ids), updated_at=utcnow())
+            )
+        return current.model_copy(update={"job_ids": list(job_ids)})
+
+    async def get_run_jobs(self, run_id: str) -> list[JobInfo]:
+        run = await self.get_run(run_id)
+        if not run.job_ids:
+            return []
+        async with self._read() as conn:
+            rows = (await conn.execute(select(jobs).where(jobs.c.job_id.in_(run.job_ids)))).all()
+        found = {row.job_id: _job(row) for row in rows}
+        return [found[job_id] for job_id in run.job_ids if job_id in found]
+
+    async def record_run_end(
+        self, run_id: str, status: RunStatus, comparison: Comparison
+    ) -> RunRecord:
+        if not RunStatus(status).ended:
+            raise ValueError(f"a run ends completed or cancelled, not {status}")
+        async with self._write() as conn:
+            current = await self._locked_run(conn, run_id)
+            if current.status.ended:
+                return current
+            ended = utcnow()
+            await conn.execute(
+                update(runs)
+                .where(runs.c.run_id == run_id)
+                .values(
+                    status=status.value,
+                    ended_time=ended,
+                    comparison=comparison.model_dump(mode="json"),
+                    updated_at=ended,
+                )
+            )
+        return current.model_copy(update={"status": status, "ended_time": ended})
+
+    async def get_run_comparison(self, run_id: str) -> Comparison | None:
+        query = select(runs.c.comparison).where(runs.c.run_id == run_id)
+        async with self._read() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            raise NotFoundError(f"run {run_id} does not exist")
+        return None if row.comparison is None else Comparison.model_validate(row.comparison)
+
+    async def _locked_run(self, conn: AsyncConnection, run_id: str) -> RunRecord:
+        query = _runs_query().where(runs.c.run_id == run_id).with_for_update()
+        row = (await conn.execute(query)).first()
+        if row is None:
+            raise NotFoundError(f"run {run_id} does not exist")
+        return _run(row)
+
     # Transactions
 
     def _lock(self) -> Any:
@@ -684,6 +782,39 @@ def _job(row: Row[Any]) -> JobInfo:
             message=row.status_message,
             **(row.status_details or {}),
         ),
+    )
+
+
+def _runs_query() -> Select[Any]:
+    """Every column of a run but its comparison, which only get_run_comparison reads."""
+    return select(*(column for column in runs.c if column.name != "comparison"))
+
+
+def _run_values(run: RunRecord) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "experiment_id": run.experiment_id,
+        "status": run.status.value,
+        "created_time": run.created_time,
+        "ended_time": run.ended_time,
+        "repeats": run.repeats,
+        "agents": list(run.agents),
+        "selector": None if run.selector is None else run.selector.model_dump(mode="json"),
+        "job_ids": list(run.job_ids),
+    }
+
+
+def _run(row: Row[Any]) -> RunRecord:
+    return RunRecord(
+        run_id=row.run_id,
+        experiment_id=row.experiment_id,
+        agents=row.agents,
+        repeats=row.repeats,
+        selector=row.selector,
+        created_time=row.created_time,
+        ended_time=row.ended_time,
+        status=RunStatus(row.status),
+        job_ids=row.job_ids,
     )
 
 

@@ -41,7 +41,10 @@ async def test_job_creation_names_the_unknown_experiment_or_agent(
 
 
 async def test_invalid_bodies_and_ids_are_422_naming_the_field(http: httpx.AsyncClient) -> None:
-    r = await http.post("/api/v1/jobs", json={"experiment_id": "exp-1"})
+    r = await http.post("/api/v1/jobs", json={"agent_id": "agent-1"})
+    assert r.status_code == 422
+    assert ["body", "experiment_id"] in [e["loc"] for e in r.json()["detail"]]
+    r = await http.post("/api/v1/jobs", json={"experiment_id": "exp-1", "agent_id": "../x"})
     assert r.status_code == 422
     assert ["body", "agent_id"] in [e["loc"] for e in r.json()["detail"]]
 

@@ -51,7 +51,11 @@ async def test_a_cancel_the_existing_agent_answers_500_still_ends_the_job(
     await wait_job(http, job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
     assert (await http.delete(f"/api/v1/jobs/{job_id}")).status_code == 204
     await wait_job(http, job_id, JobStatusEnum.CANCELLED)
-    # The agent is free for the next job: nothing is stuck behind the refused cancel.
-    await fake_agent.control(existing_style=True, job_duration=0.1)
+    # The agent refused to stop it: the next job waits for the agent, not for ever.
     following = (await http.post("/api/v1/jobs", json=body)).json()["job_id"]
+    waiting = await wait_job(http, following, JobStatusEnum.QUEUED)
+    assert waiting.status.message in ("waiting for the agent", "agent busy with other work")
+    await fake_agent.control(existing_style=True, job_duration=0.1)
+    await fake_agent.finish(job_id, "cancelled")
     await wait_job(http, following, JobStatusEnum.COMPLETED)
+    assert (await http.get(f"/api/v1/jobs/{job_id}")).json()["status"]["status"] == "cancelled"

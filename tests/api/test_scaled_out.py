@@ -32,7 +32,7 @@ S = JobStatusEnum
 class Fleet:
     """Two API servers and two workers on one PostgreSQL database and task queue."""
 
-    def __init__(self, stack: Stack, root: Path, database_url: str) -> None:
+    def __init__(self, stack: Stack, root: Path, database_url: str, polling: float) -> None:
         self.ports = [free_port(), free_port()]
         self.queue = f"fleet-{secrets.token_hex(4)}"
         env = {
@@ -40,7 +40,7 @@ class Fleet:
             "RUCKUS_STORAGE_DATABASE_URL": database_url,
             "RUCKUS_TASK_QUEUE": self.queue,
             **{f"RUCKUS_{k.upper()}": str(v) for k, v in FAST.items()},
-            "RUCKUS_JOB_STATUS_POLLING_INTERVAL": str(SLOW_POLL),
+            "RUCKUS_JOB_STATUS_POLLING_INTERVAL": str(polling),
             "RUCKUS_CALLBACK_BASE_URL": ",".join(f"http://127.0.0.1:{p}" for p in self.ports),
         }
         cmd = [sys.executable, "-m", "ruckus.cli"]
@@ -76,8 +76,12 @@ async def database() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def fleet(stack: Stack, tmp_path: Path, database: str) -> AsyncIterator[Fleet]:
-    f = Fleet(stack, tmp_path, database)
+async def fleet(
+    stack: Stack, tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Fleet]:
+    """Polling slow enough that only a callback ends a job in time, unless a test asks."""
+    polling = getattr(request, "param", SLOW_POLL)
+    f = Fleet(stack, tmp_path, database, polling)
     await f.start()
     yield f
     f.stop()
@@ -110,6 +114,7 @@ async def test_a_jobs_end_reaches_the_api_server_that_is_up(fleet: Fleet, tmp_pa
             assert time.monotonic() - began < SLOW_POLL / 2  # the callback, not the poll
 
 
+@pytest.mark.parametrize("fleet", [FAST["job_status_polling_interval"]], indirect=True)
 async def test_submissions_through_two_api_servers_queue_in_the_order_storage_reports(
     fleet: Fleet, fleet_storage: StorageBackend, stack: Stack, tmp_path: Path
 ) -> None:

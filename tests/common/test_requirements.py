@@ -250,12 +250,12 @@ def test_fitting_gives_each_agents_reason() -> None:
 
 def test_this_machines_own_agent_info_is_judged() -> None:
     """The info a real agent reports (its capabilities and system_info) is understood."""
-    facts, caps = system_info(), _capabilities()
+    facts, caps = system_info().model_dump(mode="json"), _capabilities()
     here = AgentInfo(agent_id="here", system_info=facts, capabilities=caps)
     small = requirements(spec(TaskType.COMPUTE_BENCHMARK, {"matrix_sizes": [64]}))
     assert unfit_reason(here, small) is None
 
-    total_gib = facts["memory"]["total_bytes"] / GIB
+    total_gib = facts["system"]["total_memory_gb"]
     too_big = small.model_copy(update={"min_memory_gb": 2 * total_gib})
     reason = unfit_reason(here, too_big)
     assert reason == (

@@ -88,6 +88,9 @@ def test_dev_runs_the_stack_a_demo_and_a_job_with_an_api_key_and_stops_cleanly(
     out = dev.output()
     assert "completed" in out, out[-3000:]
     assert f"http://127.0.0.1:{dev.ports['ui']}/namespaces/default/workflows/job_" in out
+    # The demo ends with a run of its experiment on the agent, and that run's comparison.
+    assert "comparison by agent" in out and "peak_gflops (GFLOP/s)" in out, out[-3000:]
+    assert f"{dev.api}/api/v1/runs/run_" in out and "/report" in out
 
     # The key is required: without it the API refuses, with it everything works.
     assert httpx.get(dev.api + "/api/v1/agents/", timeout=10).status_code == 401
@@ -147,7 +150,9 @@ def test_dev_runs_the_stack_a_demo_and_a_job_with_an_api_key_and_stops_cleanly(
         assert http.get(f"/api/v1/jobs/{job_id}").json()["status"]["status"] == "completed"
         assert http.get(f"/api/v1/results/{job_id}").status_code == 200
         jobs = http.get("/api/v1/jobs").json()["jobs"][agent_id]
-        assert len(jobs) == 2  # the demo job and ours, no second demo job
+        assert len(jobs) == 4  # the demo job, the demo run's two and ours: nothing new
+        assert "the demo's comparison ran before" in again.output()
+        assert len(http.get("/api/v1/runs").json()["runs"]) == 1
         experiments = http.get("/api/v1/experiments/").json()["experiments"]
         assert [e["id"] for e in experiments] == ["demo-compute-benchmark"]
         # The agent kept its id and was registered again at its new port.
