@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -30,6 +30,7 @@ from common.models import (
     AgentStatus,
     ExecuteJobRequest,
     ExecuteJobResponse,
+    JobLog,
     JobResult,
 )
 from common.server_errors import JsonServerErrors
@@ -44,6 +45,10 @@ JobIdPath = Annotated[
         description="The job's id: letters, digits, '_', '-' and '.', starting with a letter "
         "or digit",
     ),
+]
+
+LogOffset = Annotated[
+    int, Query(ge=0, le=2**40, description="Bytes of the log already read: the last `next_offset`")
 ]
 
 
@@ -146,7 +151,8 @@ def create_app(settings: AgentSettings) -> FastAPI:
         responses=_errors(400, 409, 413, 503),
     )
     async def execute_job(request: ExecuteJobRequest) -> ExecuteJobResponse:
-        """Start a job. A known job id is not run again: 200 with its `job_status`.
+        """Start a job. A known job id is not run again: 200 with its `job_status`; but a job
+        the agent lost (`error_type` AgentRestarted: it stopped while the job ran) runs again.
 
         Another job running: 409. The agent cannot run jobs (data dir unusable): 503.
         """
@@ -180,6 +186,18 @@ def create_app(settings: AgentSettings) -> FastAPI:
         Unknown job (never seen, or past retention): 404.
         """
         found = await runner.status_of(job_id)
+        if found is None:
+            raise _unknown(job_id)
+        return found
+
+    @api.get("/jobs/{job_id}/logs", response_model=JobLog, responses=_errors(404, 500))
+    async def job_logs(job_id: JobIdPath, offset: LogOffset = 0) -> JobLog:
+        """The job's log from `offset` (bytes of UTF-8): at most 256 KiB, cut at a character.
+
+        Follow it by asking again from `next_offset`; `complete` once the job has ended and all
+        of it was read. Unknown job: 404.
+        """
+        found = await runner.log_of(job_id, offset)
         if found is None:
             raise _unknown(job_id)
         return found

@@ -14,21 +14,23 @@ KILL_GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL
 Process = asyncio.subprocess.Process
 
 
-async def spawn(spec_path: Path, outcome_path: Path, log_path: Path) -> Process:
-    """Start `python -m agent.task_process`; its output goes to the log file."""
-    with log_path.open("wb") as log:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "agent.task_process",
-            str(spec_path),
-            str(outcome_path),
-            str(os.getpid()),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,  # its own process group, so a stop reaches all of it
-        )
+async def spawn(spec_path: Path, outcome_path: Path, progress_path: Path) -> Process:
+    """Start `python -m agent.task_process`; its stdout and stderr come through one pipe."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent.task_process",
+        str(spec_path),
+        str(outcome_path),
+        str(progress_path),
+        str(os.getpid()),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        # Lines reach the job's log as they are printed, not when a buffer fills.
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+        start_new_session=True,  # its own process group, so a stop reaches all of it
+    )
 
 
 async def wait(process: Process, stop: asyncio.Event, timeout: float) -> str:

@@ -13,11 +13,9 @@ from agent.redaction import masked, spec_secrets
 from agent.store import JobRecord
 from agent.system_info import hardware_info
 from agent.task_process import TaskOutcome
-from common.models import JobResult, JobStatus, JobStatusEnum, utcnow
+from common.models import AGENT_RESTARTED, JobResult, JobStatus, JobStatusEnum, utcnow
 
 logger = logging.getLogger(__name__)
-
-LOG_TAIL_CHARS = 4000
 
 # Why a running job was stopped -> its final status, error type and message.
 STOPPED = {
@@ -33,10 +31,12 @@ STOPPED = {
     ),
     "shutdown": (
         JobStatusEnum.FAILED,
-        "AgentShutdown",
+        AGENT_RESTARTED,
         "the agent shut down while the job ran; its process was stopped",
     ),
 }
+# How a job the agent lost is named: now, and by agents before it had one name for it.
+LOST_ERROR_TYPES = frozenset({AGENT_RESTARTED, "AgentRestart", "AgentShutdown"})
 
 
 def ended(
@@ -49,9 +49,16 @@ def ended(
     """The record with its final status and result (`result` holds JobResult fields)."""
     now = utcnow()
     started = started_at or record.accepted_at
+    error_type = result.get("error_type")
     return record.model_copy(
         update={
-            "status": JobStatus(status=status, timestamp=now, message=message),
+            "status": JobStatus(
+                status=status,
+                timestamp=now,
+                message=message,
+                error_type=error_type,
+                attempt=record.attempt,
+            ),
             "result": JobResult(
                 job_id=record.job_id,
                 experiment_id=record.experiment_id,
@@ -82,9 +89,23 @@ def stopped(
 
 
 def interrupted(record: JobRecord) -> JobRecord:
-    """A job found unfinished on start: the agent died while it ran."""
+    """A job found unfinished on start: the agent died while it ran (the server may send it
+    again, see `lost`)."""
     message = "the agent restarted while this job was running; the job did not finish"
-    return failed(record, None, message, "AgentRestart")
+    return failed(record, None, message, AGENT_RESTARTED)
+
+
+def error_type(record: JobRecord) -> str | None:
+    """Why an ended job did not complete, as a name; AgentRestarted for any job the agent lost."""
+    named = record.status.error_type or (record.result.error_type if record.result else None)
+    if named in LOST_ERROR_TYPES and record.status.status is JobStatusEnum.FAILED:
+        return AGENT_RESTARTED
+    return named if record.status.status.is_terminal else None
+
+
+def lost(record: JobRecord) -> bool:
+    """The job ended only because the agent stopped or died under it: it may be run again."""
+    return error_type(record) == AGENT_RESTARTED
 
 
 def collected(
@@ -92,7 +113,7 @@ def collected(
     started_at: datetime | None,
     returncode: int | None,
     outcome_path: Path,
-    log_path: Path,
+    log_tail: str | None,
 ) -> JobRecord:
     """The final record of a job whose process exited by itself, from what it left behind."""
     task_type = record.spec.task.type
@@ -101,7 +122,7 @@ def collected(
     except (OSError, ValidationError):
         message = f"the {task_type} task process exited with code {returncode} and left no result"
         final = failed(record, started_at, message, "ProcessExit")
-        return _with_result(final, traceback=_tail(log_path))
+        return _with_result(final, traceback=log_tail)
     if not outcome.ok:
         message = f"the {task_type} task failed: {outcome.error}"
         final = failed(record, started_at, message, outcome.error_type or "TaskError")
@@ -135,10 +156,3 @@ def finalized(record: JobRecord) -> JobRecord:
 def _with_result(record: JobRecord, **fields: Any) -> JobRecord:
     assert record.result is not None
     return record.model_copy(update={"result": record.result.model_copy(update=fields)})
-
-
-def _tail(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")[-LOG_TAIL_CHARS:] or None
-    except OSError:
-        return None

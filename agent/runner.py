@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from agent import child, outcomes
-from agent.notify import Notifier
-from agent.redaction import redacted
+from agent import child, job_log, outcomes
+from agent.job_log import RunningLog, agent_line
+from agent.notify import CallbackOrigins, Notifier
+from agent.progress_file import read_progress
+from agent.redaction import redacted, spec_secrets
 from agent.store import STORE_ERRORS, JobRecord, JobStore
 from agent.tasks import TaskError, resolve, supported_tasks
 from common.models import (
@@ -24,6 +26,7 @@ from common.models import (
     AgentStatusEnum,
     AvailableResult,
     ExecuteJobRequest,
+    JobLog,
     JobStatus,
     JobStatusEnum,
     utcnow,
@@ -35,6 +38,9 @@ logger = logging.getLogger(__name__)
 # Records kept in memory besides the running job's: the latest few, which the server asks about
 # right after they end. Everything else is read from disk when asked for.
 CACHED_RECORDS = 16
+# How long the output of an ended process may still take to arrive: a process it started and
+# left behind could hold the pipe open for ever.
+OUTPUT_GRACE_SECONDS = 2.0
 
 
 class AgentBusyError(Exception):
@@ -63,6 +69,7 @@ class _ActiveJob:
     started_at: datetime | None = None
     # Kept in memory only: the URLs carry the server's token for this job.
     callback_urls: list[str] = field(default_factory=list)
+    log: RunningLog | None = None
 
 
 class JobRunner:
@@ -79,6 +86,7 @@ class JobRunner:
         self._started = time.monotonic()
         self._pruner: asyncio.Task[None] | None = None
         self.notifier = Notifier()
+        self.callback_origins = CallbackOrigins(settings)
 
     # Lifecycle
 
@@ -102,7 +110,9 @@ class JobRunner:
             logger.error("the agent cannot run jobs: %s", self._startup_error)
             return
         for record in unfinished:
-            self._save_quietly(outcomes.finalized(outcomes.interrupted(record)))
+            lost = outcomes.finalized(outcomes.interrupted(record))
+            self._log_quietly(lost, f"{lost.status.message} (attempt {lost.attempt})")
+            self._save_quietly(lost)
         self._pruner = asyncio.get_running_loop().create_task(self._prune_regularly())
         logger.info("agent %s ready; %d job records on disk", self.agent_id, self.store.count())
 
@@ -161,21 +171,44 @@ class JobRunner:
         record = await self.find(job_id)
         return None if record is None else self.status_answer(record)
 
+    async def log_of(self, job_id: str, offset: int) -> JobLog | None:
+        """The job's log from `offset`; `complete` once it has ended and all of it was read."""
+        record = await self.find(job_id)
+        if record is None:
+            return None
+        # Read before the log: a job seen ended has its log closed (see _supervise).
+        ended = record.status.status.is_terminal and not self._running(job_id)
+        path = self.store.log_path(job_id)
+        text, next_offset, size = await asyncio.to_thread(job_log.read, path, offset)
+        return JobLog(
+            job_id=job_id,
+            offset=offset,
+            next_offset=next_offset,
+            text=text,
+            complete=ended and next_offset >= size,
+        )
+
     # Commands
 
     async def submit(self, request: ExecuteJobRequest) -> tuple[JobRecord, bool]:
-        """Start a job: (record, True); a job id already known is not run again: (record, False)."""
-        # No await before the job is registered: the check and the claim are one step.
+        """Start a job: (record, True); a job id already known is not run again: (record, False),
+        unless the agent lost that job (it stopped or died while the job ran): it runs again."""
+        known = None
         if self._known(request.job_id):
             known = await self.find(request.job_id)
-            if known is not None:
+            if known is not None and not outcomes.lost(known):
                 return known, False
+        # No await from here until the job is registered: the check and the claim are one step.
+        if self._running(request.job_id):
+            assert self.active is not None
+            return self.active.record, False  # sent again while the earlier sending runs it
         if self.active is not None:
             raise AgentBusyError(self.active.record.job_id)
         if problem := self.problem:
             raise AgentUnavailableError(f"this agent cannot run jobs: {problem}")
         # A credential put inline is masked before the spec is stored; the task refuses the job.
         spec, now = redacted(request.experiment_spec), utcnow()
+        attempt = known.attempt + 1 if known is not None else 1
         record = JobRecord(
             job_id=request.job_id,
             experiment_id=spec.id,
@@ -185,22 +218,26 @@ class JobRunner:
                 status=JobStatusEnum.RUNNING,
                 timestamp=now,
                 message=f"accepted; starting the {spec.task.type} task",
+                attempt=attempt,
             ),
+            attempt=attempt,
         )
+        callbacks = self.callback_origins.allowed(record.job_id, _callbacks(request))
         try:
             resolve(spec)
         except TaskError as exc:
             record = outcomes.failed(record, None, str(exc), type(exc).__name__)
             self._remember(record)
             record = await asyncio.to_thread(outcomes.finalized, record)
+            self._log_quietly(record, f"refused: {record.status.message}")
             self._remember(record)
             await self._save(record)
-            self.notifier.job_ended(_callbacks(request), record.job_id, record.status)
+            self.notifier.job_ended(callbacks, record.job_id, record.status)
             return record, True
         self._remember(record)
         timeout = spec.timeout_seconds
         job = _ActiveJob(record, float(timeout or self.settings.default_timeout_seconds))
-        job.callback_urls = _callbacks(request)
+        job.callback_urls = callbacks
         self.active = job
         job.supervisor = asyncio.create_task(self._supervise(job), name=f"job {record.job_id}")
         return record, True
@@ -229,6 +266,8 @@ class JobRunner:
             if job.process is not None:
                 child.send(job.process, signal.SIGKILL)
         final = await asyncio.to_thread(outcomes.finalized, final)
+        if job.log is not None:  # closed before anyone can see the job ended
+            job.log.close(f"ended {final.status.status}: {final.status.message}")
         # The final status and a free slot appear together: no reader sees one without the other.
         self._remember(final)
         self.active = None
@@ -242,18 +281,33 @@ class JobRunner:
     async def _execute(self, job: _ActiveJob) -> JobRecord:
         record, paths = job.record, self._work_paths(job.record.job_id)
         await self._save(record)
+        log_path = self.store.log_path(record.job_id)
+        job.log = RunningLog(log_path, self.settings.job_log_max_bytes, spec_secrets(record.spec))
+        job.log.note(_accepted_line(record))
         await asyncio.to_thread(paths["spec"].write_text, record.spec.model_dump_json(), "utf-8")
-        job.process = await child.spawn(paths["spec"], paths["outcome"], paths["log"])
+        job.process = await child.spawn(paths["spec"], paths["outcome"], paths["progress"])
         job.started_at = utcnow()
+        assert job.process.stdout is not None
+        output = asyncio.create_task(job.log.copy(job.process.stdout))
         message = (
             f"running the {record.spec.task.type} task in process {job.process.pid} "
             f"(deadline {job.deadline_seconds:g} s)"
         )
+        job.log.note(message)
         job.record = record.model_copy(
-            update={"status": JobStatus(status=JobStatusEnum.RUNNING, message=message)}
+            update={
+                "status": JobStatus(
+                    status=JobStatusEnum.RUNNING, message=message, attempt=record.attempt
+                )
+            }
         )
         self._remember(job.record)
-        ended_by = await child.wait(job.process, job.stop_requested, job.deadline_seconds)
+        try:
+            ended_by = await child.wait(job.process, job.stop_requested, job.deadline_seconds)
+            if ended_by != "exited":
+                await child.stop(job.process)
+        finally:
+            await _drain(output)
         if ended_by == "exited":
             return await asyncio.to_thread(
                 outcomes.collected,
@@ -261,14 +315,24 @@ class JobRunner:
                 job.started_at,
                 job.process.returncode,
                 paths["outcome"],
-                paths["log"],
+                job.log.tail or None,
             )
-        await child.stop(job.process)
         reason = job.stop_reason if ended_by == "stop" else "timeout"
         return outcomes.stopped(job.record, job.started_at, reason, job.deadline_seconds)
 
+    def _log_quietly(self, record: JobRecord, text: str) -> None:
+        """A line of the agent's own in the log of a job that is not running (masked already)."""
+        try:
+            job_log.append(
+                self.store.log_path(record.job_id),
+                self.settings.job_log_max_bytes,
+                agent_line(text),
+            )
+        except OSError as exc:
+            logger.error("job %s: could not write its log: %s", record.job_id, exc)
+
     def _work_paths(self, job_id: str) -> dict[str, Path]:
-        names = {"spec": "spec.json", "outcome": "outcome.json", "log": "log"}
+        names = {"spec": "spec.json", "outcome": "outcome.json", "progress": "progress.json"}
         return {key: self.store.work_dir / f"{job_id}.{suffix}" for key, suffix in names.items()}
 
     async def _save(self, record: JobRecord) -> None:
@@ -289,21 +353,31 @@ class JobRunner:
         while len(self.cached) > CACHED_RECORDS:
             self.cached.popitem(last=False)
 
-    def _known(self, job_id: str) -> bool:
+    def _running(self, job_id: str) -> bool:
         job = self.active
-        if job is not None and job.record.job_id == job_id:
+        return job is not None and job.record.job_id == job_id
+
+    def _known(self, job_id: str) -> bool:
+        if self._running(job_id):
             return True
         return job_id in self.cached or (not self._startup_error and self.store.exists(job_id))
 
     def status_answer(self, record: JobRecord) -> AgentJobStatus:
-        """The record's status; `timestamp` is when it was read (the protocol's meaning)."""
+        """The record's status; `timestamp` is when it was read (the protocol's meaning).
+
+        A running job's stage and fraction done are the task's latest report.
+        """
         started = completed = None
+        stage = fraction = None
         if record.result is not None:
             started, completed = record.result.started_at, record.result.completed_at
         else:
-            job = self.active
-            running = job is not None and job.record.job_id == record.job_id
-            started = (job.started_at if running and job else None) or record.accepted_at
+            job = self.active if self._running(record.job_id) else None
+            started = (job.started_at if job else None) or record.accepted_at
+            if job is not None and job.process is not None:
+                report = read_progress(self._work_paths(record.job_id)["progress"])
+                if report is not None:
+                    stage, fraction = report.stage, report.progress
         return AgentJobStatus(
             job_id=record.job_id,
             status=record.status.status,
@@ -311,6 +385,10 @@ class JobRunner:
             timestamp=utcnow(),
             started_at=started,
             completed_at=completed,
+            stage=stage,
+            progress=fraction,
+            error_type=outcomes.error_type(record),
+            attempt=record.attempt,
         )
 
     def _newest_results(self) -> list[AvailableResult]:
@@ -348,3 +426,24 @@ def _callbacks(request: ExecuteJobRequest) -> list[str]:
     if request.callback_urls:
         return list(request.callback_urls)
     return [request.callback_url] if request.callback_url else []
+
+
+async def _drain(output: asyncio.Task[None]) -> None:
+    """Let the rest of a job's output arrive, within a grace period."""
+    try:
+        await asyncio.wait_for(asyncio.shield(output), OUTPUT_GRACE_SECONDS)
+    except TimeoutError:
+        output.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await output
+
+
+def _accepted_line(record: JobRecord) -> str:
+    spec = record.spec
+    line = f"accepted: the {spec.task.type} task of experiment '{spec.id}' ({spec.name})"
+    if record.attempt > 1:
+        line += (
+            f"; attempt {record.attempt}, sent again after attempt {record.attempt - 1} "
+            "was lost when the agent stopped"
+        )
+    return line

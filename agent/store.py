@@ -1,8 +1,8 @@
 """On-disk job records of the agent, so statuses and results outlive a restart.
 
-One JSON file per job under `data_dir/jobs` (the truth), indexed by `data_dir/jobs.sqlite3`, so
-that nothing at start or in /status reads more than a few of them, and records past their
-retention are deleted without reading any.
+One JSON file per job under `data_dir/jobs` (the truth), with its log beside it, indexed by
+`data_dir/jobs.sqlite3`, so that nothing at start or in /status reads more than a few of them,
+and records past their retention are deleted (with their logs) without reading any.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pydantic_core
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from agent.job_index import JobIndex, Row
 from common.models import (
@@ -45,6 +45,8 @@ class JobRecord(WireModel):
     spec: ExperimentSpec
     status: JobStatus
     result: JobResult | None = None
+    # How many times the agent has run it: a job it lost is run again when sent again.
+    attempt: int = Field(default=1, ge=1)
 
     @property
     def ended_at(self) -> datetime | None:
@@ -187,12 +189,17 @@ class JobStore:
         while expired := self.index.expired(keep, ended_before, batch):
             for job_id in expired:
                 self._path(job_id).unlink(missing_ok=True)
+                self.log_path(job_id).unlink(missing_ok=True)
             self.index.remove(expired)
             removed += expired
         return removed
 
     def _path(self, job_id: str) -> Path:
         return self.jobs_dir / f"{job_id}.json"
+
+    def log_path(self, job_id: str) -> Path:
+        """The job's log, beside its record (agent.job_log)."""
+        return self.jobs_dir / f"{job_id}.log"
 
     def _build_index(self) -> None:
         """Index every record on disk: once, for a data dir written before the index existed."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -181,6 +182,8 @@ class ChaosStack:
                     **env,
                     "RUCKUS_AGENT_DATA_DIR": str(self.agent_dir(i)),
                     "RUCKUS_AGENT_AGENT_ID": agent_id,
+                    # Agents call back only to the servers they are told of.
+                    "RUCKUS_AGENT_CALLBACK_ORIGINS": json.dumps([self.api_url]),
                 },
             )
             for i, (agent_id, port) in enumerate(zip(self.agent_ids, self.agent_ports, strict=True))

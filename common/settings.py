@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".ruckus")
@@ -99,6 +100,28 @@ class AgentSettings(BaseSettings):
         gt=0,
         description="Seconds between two sweeps that delete records past their retention",
     )
+    job_log_max_bytes: int = Field(
+        default=1024 * 1024,
+        ge=4096,
+        description="Largest log kept per job (its task's lines, stdout and stderr); past it "
+        "the first and last halves are kept with a marker between them",
+    )
+    callback_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (`scheme://host:port`) besides SERVER_URL's that a job's callback "
+        'URL may name, a JSON list: `["https://ruckus-api-2:8000"]`; with neither, callbacks '
+        "are used only when TOKEN is set",
+    )
+
+    @field_validator("callback_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an http(s) origin such as https://host:8000")
+            parts.port  # noqa: B018 - raises ValueError for a port that is not one
+        return value
 
 
 class StorageSettings(BaseSettings):

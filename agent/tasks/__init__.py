@@ -11,7 +11,7 @@ from common.models import ExperimentSpec, TaskType
 _TASKS: dict[TaskType, Task] = {}
 _discovered = False
 # The modules every task builds on; they register nothing.
-_NOT_TASKS = frozenset({"base", "output", "repeats"})
+_NOT_TASKS = frozenset({"base", "output", "progress", "repeats"})
 
 
 def register(cls: type[Task]) -> type[Task]:

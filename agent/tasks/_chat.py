@@ -12,6 +12,7 @@ import httpx
 from httpx_sse import EventSource
 
 from agent.redaction import mask_text
+from agent.tasks import progress
 from agent.tasks.output import TaskError
 
 DETAIL_CHARS = 300
@@ -79,6 +80,7 @@ async def _exchange(
                 f"{_error_detail(response, secrets)}"
             )
         content_type = response.headers.get("content-type", "")
+        progress.report("reading the answer")
         if exchange.streamed and "text/event-stream" in content_type:
             await _read_stream(response, exchange, start, secrets)
             return
@@ -119,6 +121,7 @@ async def _read_stream(
         thought = delta.get("reasoning_content") or delta.get("reasoning") or ""
         if text or thought:
             exchange.token_times.append(time.perf_counter() - start)
+            progress.report(f"streaming the answer: {len(exchange.token_times)} chunks")
             exchange.answer += text
             exchange.reasoning += thought
         exchange.finish_reason = choice.get("finish_reason") or exchange.finish_reason

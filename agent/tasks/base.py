@@ -10,6 +10,7 @@ from typing import ClassVar, Generic, TypeVar
 from pydantic import Field, ValidationError
 
 from agent.redaction import inline_secrets
+from agent.tasks import progress
 from agent.tasks.output import TaskError, TaskOutput
 from agent.tasks.repeats import repeated
 from common.models import ExperimentSpec, TaskType, WireModel
@@ -117,11 +118,35 @@ def _listed(exc: ValidationError) -> str:
 
 
 def repeat_for(min_duration_seconds: float, measure: Callable[[], None]) -> int:
-    """Run `measure` at least once and until `min_duration_seconds` passed; returns the rounds."""
+    """Run `measure` at least once and until `min_duration_seconds` passed; returns the rounds.
+
+    What `measure` reports (its fraction of one round) becomes a fraction of all the rounds.
+    """
     start = time.perf_counter()
     rounds = 0
+    last_round: float | None = None
     while True:
-        measure()
+        began = time.perf_counter() - start
+        label = f"round {rounds + 1}" if rounds else None
+        with progress.scaled(label, _rounds_scale(start, began, min_duration_seconds, last_round)):
+            measure()
         rounds += 1
-        if time.perf_counter() - start >= min_duration_seconds:
+        elapsed = time.perf_counter() - start
+        last_round = elapsed - began
+        if elapsed >= min_duration_seconds:
             return rounds
+
+
+def _rounds_scale(
+    start: float, began: float, minimum: float, last_round: float | None
+) -> progress.Scale:
+    """Time passed over the time the rounds should take: the minimum, or longer when the round
+    under way (timed from its own fraction done so far, else as long as the last) ends later."""
+
+    def scale(done: float | None) -> float:
+        now = time.perf_counter() - start
+        round_time = (now - began) / done if done else (last_round or 0.0)
+        total = max(minimum, began + round_time, now)
+        return now / total if total > 0 else (done or 0.0)
+
+    return scale

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.tasks import _memory, _torch, register
+from agent.tasks import _memory, _torch, progress, register
 from agent.tasks._numpy_info import numpy_hardware_info
 from agent.tasks._timings import Timings
 from agent.tasks.base import Task, TaskCapability, TaskOutput, repeat_for
@@ -77,11 +77,20 @@ def _numpy_run(params: ComputeParams, requested: str, fallback: str | None) -> T
     _guard_host(params)
     precisions = [p for p in dict.fromkeys(params.precision_types) if p in NUMPY_DTYPES]
     cases = [(n, p) for n in dict.fromkeys(params.matrix_sizes) for p in precisions]
+    progress.log.info(
+        "matmul with NumPy on the CPU: %d cases, at least %g s%s",
+        len(cases),
+        params.min_duration_seconds,
+        f" ({fallback})" if fallback else "",
+    )
+    progress.report("preparing the matrices", 0.0)
     operands = {case: _operands(*case) for case in cases}
     timings = {case: Timings() for case in cases}
+    weights = _weights(cases)
 
     def sweep() -> None:
         for case, (a, b, out) in operands.items():
+            progress.report(_case_name(*case), weights[case])
             np.matmul(a, b, out=out)  # warm-up: caches, BLAS thread pool
             for _ in range(params.iterations):
                 start = time.perf_counter()
@@ -95,6 +104,7 @@ def _numpy_run(params: ComputeParams, requested: str, fallback: str | None) -> T
         if p not in NUMPY_DTYPES
     ]
     rows = [_summary(n, p, np.dtype(NUMPY_DTYPES[p]).name, timings[(n, p)]) for n, p in cases]
+    _log_rows(rows, rounds)
     output: dict[str, Any] = {
         "framework": "numpy",
         "backend": "numpy",
@@ -124,12 +134,20 @@ def _torch_run(params: ComputeParams, requested: str, torch: Any, device: str) -
         (p, None): reason for p in precisions if (reason := _torch.unsupported(torch, device, p))
     }
     timings: dict[Case, Timings] = {}
+    weights = _weights([(n, p) for n in sizes for p in precisions])
+    progress.log.info(
+        "matmul with torch on %s: %d cases, at least %g s",
+        device,
+        len(weights),
+        params.min_duration_seconds,
+    )
 
     def sweep() -> None:
         for n in sizes:
             for precision in precisions:
                 if (precision, None) in skipped or (precision, n) in skipped:
                     continue
+                progress.report(f"{_case_name(n, precision)} on {device}", weights[(n, precision)])
                 try:
                     seconds = _torch.matmul_seconds(
                         torch, device, precision, n, params.iterations, warmup=1
@@ -143,6 +161,7 @@ def _torch_run(params: ComputeParams, requested: str, torch: Any, device: str) -
 
     rounds = repeat_for(params.min_duration_seconds, sweep)
     rows = [_summary(n, p, _torch.DTYPE_NAMES[p], s) for (n, p), s in timings.items()]
+    _log_rows(rows, rounds)
     output = {
         "framework": "pytorch",
         "backend": f"torch-{device.split(':')[0]}",
@@ -161,6 +180,34 @@ def _torch_run(params: ComputeParams, requested: str, torch: Any, device: str) -
         hardware_info=_torch.device_info(torch, device),
         framework_version=torch.__version__,
     )
+
+
+def _case_name(n: int, precision: PrecisionType) -> str:
+    return f"matmul {n} {precision.value}"
+
+
+def _weights(cases: list[Case]) -> dict[Case, float]:
+    """The fraction of a sweep done when each case starts: a case costs n^3 multiply-adds."""
+    total = sum(n**3 for n, _ in cases)
+    starts: dict[Case, float] = {}
+    done = 0
+    for n, precision in cases:
+        starts[(n, precision)] = done / total if total else 0.0
+        done += n**3
+    return starts
+
+
+def _log_rows(rows: list[dict[str, Any]], rounds: int) -> None:
+    for row in rows:
+        progress.log.info(
+            "matmul %d %s: %.1f GFLOP/s best, %.1f mean (%d multiplies, %d rounds)",
+            row["matrix_size"],
+            row["precision"],
+            row["gflops_best"],
+            row["gflops_mean"],
+            row["iterations"],
+            rounds,
+        )
 
 
 def _operands(n: int, precision: PrecisionType) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

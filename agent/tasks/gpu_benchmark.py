@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.tasks import _memory, _torch, register
+from agent.tasks import _memory, _torch, progress, register
 from agent.tasks._timings import Timings
 from agent.tasks.base import Task, TaskCapability, TaskError, TaskOutput, repeat_for
 from common.models import ExperimentSpec, PrecisionType, TaskType
@@ -56,12 +56,33 @@ class GpuBenchmark(Task[GpuParams]):
         skipped_memory: dict[float, str] = {}
         matmul: dict[tuple[PrecisionType, int], Timings] = {}
         copies: dict[tuple[str, float], Timings] = {}
+        # Where each part of a sweep starts, by its rough cost in seconds on a modest GPU:
+        # 1 TFLOP/s for matmuls, 10 GB/s for the three copies of a size (host transfers lead).
+        steps: list[tuple[PrecisionType | None, float, float]] = [
+            (p, n, 2.0 * n**3 / 1e12) for p in precisions for n in sizes
+        ]
+        steps += [(None, mb, 3 * mb * MB / 1e10) for mb in memory_sizes]
+        total = sum(cost for _, _, cost in steps)
+        starts: dict[tuple[PrecisionType | None, float], float | None] = {}
+        done = 0.0
+        for precision, size, cost in steps:
+            starts[(precision, size)] = done / total if total else None
+            done += cost
+        progress.log.info(
+            "GPU benchmark on %s: %d matmul cases, %d copy sizes, at least %g s",
+            device,
+            len(precisions) * len(sizes),
+            len(memory_sizes),
+            params.min_duration_seconds,
+        )
 
         def sweep() -> None:
             for precision in precisions:
                 for n in sizes:
                     if precision in skipped_precisions or (precision, n) in skipped_cases:
                         continue
+                    stage = f"matmul {n} {precision.value} on {device}"
+                    progress.report(stage, starts[(precision, n)])
                     try:
                         seconds = _torch.matmul_seconds(
                             torch, device, precision, n, params.iterations, params.warmup_iterations
@@ -76,6 +97,7 @@ class GpuBenchmark(Task[GpuParams]):
             for size_mb in memory_sizes:
                 if size_mb in skipped_memory:
                     continue
+                progress.report(f"copy {size_mb:g} MB on {device}", starts[(None, size_mb)])
                 try:
                     found = _torch.copy_seconds(
                         torch,
@@ -104,6 +126,24 @@ class GpuBenchmark(Task[GpuParams]):
             raise TaskError(f"nothing could be measured on {device}: {reasons}")
         matmul_rows = [_matmul_row(p, n, s) for (p, n), s in matmul.items()]
         memory_rows = [_copy_row(kind, mb, s) for (kind, mb), s in copies.items()]
+        for row in matmul_rows:
+            progress.log.info(
+                "matmul %d %s: %.2f TFLOP/s best, %.2f mean (%d multiplies)",
+                row["matrix_size"],
+                row["precision"],
+                row["tflops_best"],
+                row["tflops_mean"],
+                row["iterations"],
+            )
+        for row in memory_rows:
+            progress.log.info(
+                "copy %s %g MB: %.2f GB/s best, %.2f mean (%d copies)",
+                row["copy"],
+                row["size_mb"],
+                row["gbps_best"],
+                row["gbps_mean"],
+                row["iterations"],
+            )
         return TaskOutput(
             output={
                 "framework": "pytorch",

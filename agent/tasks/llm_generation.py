@@ -22,7 +22,7 @@ import os
 from typing import Any
 
 from agent.redaction import mask_text
-from agent.tasks import _chat, register
+from agent.tasks import _chat, progress, register
 from agent.tasks.base import Task, TaskError, TaskOutput
 from common.models import ExperimentSpec, TaskType
 from common.params import LlmParams
@@ -46,6 +46,7 @@ class LlmGeneration(Task[LlmParams]):
         url = completions_url(params.base_url)
         try:
             body = request_body(spec, params)
+            progress.report(f"chat completion from {url}")
             exchange = _chat.chat(url, body, api_key, params.request_timeout_seconds)
         except TaskError as exc:
             message = _scrub(str(exc), api_key)
@@ -55,9 +56,11 @@ class LlmGeneration(Task[LlmParams]):
                     "api_key_env is not set where the agent runs)"
                 )
             raise TaskError(message) from None
+        metrics = _metrics(exchange)
+        _log_exchange(exchange, metrics)
         return TaskOutput(
             output=_output(exchange, api_key),
-            metrics=_metrics(exchange),
+            metrics=metrics,
             hardware_info={"endpoint": url},
             model_actual=exchange.model,
         )
@@ -67,6 +70,17 @@ class LlmGeneration(Task[LlmParams]):
         """The key in the variable named by api_key_env; None (no key sent) when it is unset."""
         name = params.api_key_env
         return (os.environ.get(name) or None) if name else None
+
+
+def _log_exchange(exchange: _chat.Exchange, metrics: dict[str, Any]) -> None:
+    parts = [f"answer of {exchange.model or 'the model'}: {exchange.e2e_seconds:.3f} s end to end"]
+    if metrics.get("ttft_seconds") is not None:
+        parts.append(f"first token after {metrics['ttft_seconds']:.3f} s")
+    if metrics.get("output_tokens") is not None:
+        parts.append(f"{metrics['output_tokens']} output tokens")
+    if metrics.get("tokens_per_second") is not None:
+        parts.append(f"{metrics['tokens_per_second']:.1f} tokens/s")
+    progress.log.info("%s", ", ".join(parts))
 
 
 def _refused_access(message: str) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.tasks import _memory, register
+from agent.tasks import _memory, progress, register
 from agent.tasks._numpy_info import numpy_hardware_info
 from agent.tasks._timings import Timings
 from agent.tasks.base import Task, TaskOutput, repeat_for
@@ -33,14 +33,25 @@ class MemoryBenchmark(Task[MemoryParams]):
         sizes = list(dict.fromkeys(params.test_sizes_mb))
         patterns = list(dict.fromkeys(params.test_patterns))
         timings = {(s, p): Timings() for s in sizes for p in patterns}
+        total = sum(sizes) * len(patterns)
+        progress.log.info(
+            "memory bandwidth with NumPy: sizes %s MB, patterns %s, at least %g s",
+            ", ".join(f"{size:g}" for size in sizes),
+            ", ".join(patterns),
+            params.min_duration_seconds,
+        )
 
         def sweep() -> None:
+            done = 0.0
             for size in sizes:
+                progress.report(f"preparing {size:g} MB buffers", progress.fraction(done, total))
                 count = max(1, int(size * MB) // 8)
                 src = np.arange(count, dtype=np.float64)
                 dst = np.empty_like(src)
                 index = np.random.default_rng(count).permutation(count)
                 for pattern in patterns:
+                    progress.report(f"copy {size:g} MB {pattern}", progress.fraction(done, total))
+                    done += size
                     timings[(size, pattern)].extend(
                         _measure(pattern, src, dst, index, params.iterations_per_size)
                     )
@@ -49,6 +60,16 @@ class MemoryBenchmark(Task[MemoryParams]):
 
         rounds = repeat_for(params.min_duration_seconds, sweep)
         results = [_summary(size, pattern, timings[(size, pattern)]) for size, pattern in timings]
+        for r in results:
+            progress.log.info(
+                "copy %g MB %s: %.2f GB/s best, %.2f mean (%d copies, %d rounds)",
+                r["size_mb"],
+                r["pattern"],
+                r["gbps_best"],
+                r["gbps_mean"],
+                r["iterations"],
+                rounds,
+            )
         metrics: dict[str, Any] = {
             f"bandwidth_gbps_{r['pattern']}_{r['size_mb']:g}mb": r["gbps_best"] for r in results
         }

@@ -10,11 +10,14 @@ Every task defines a single run; `repeated` runs it `runs` times and combines th
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from agent.tasks import progress
 from agent.tasks.output import TaskError, TaskOutput
 
 REPEATS_KEY = "repeats"
@@ -43,12 +46,18 @@ def repeated(run_once: Callable[[], TaskOutput], runs: int) -> TaskOutput:
     """Run `run_once` `runs` times and combine; a failing run fails the whole job, named."""
     outputs = []
     for index in range(1, runs + 1):
+        name = f"run {index} of {runs}"
+        part = progress.part(index, runs, name) if runs > 1 else contextlib.nullcontext()
+        began = time.perf_counter()
         try:
-            outputs.append(run_once())
+            with part:
+                outputs.append(run_once())
         except TaskError as exc:
             if runs == 1:
                 raise
             raise TaskError(f"run {index} of {runs}: {exc}") from exc
+        if runs > 1:
+            progress.log.info("%s done in %.2f s", name, time.perf_counter() - began)
     return combine(outputs)
 
 

@@ -147,6 +147,22 @@ class JobStatus(Closed):
     timestamp: AwareDatetime | None = None
     started_at: AwareDatetime | None = None
     completed_at: AwareDatetime | None = None
+    # Ours, optional (servers that do not know them ignore them): what the task does now, how
+    # much of it is done, why an ended job failed, and which run of the job on this agent it is.
+    stage: str | None = Field(default=None, max_length=500)
+    progress: float | None = Field(default=None, ge=0, le=1)
+    error_type: str | None = None
+    attempt: int | None = Field(default=None, ge=1)
+
+
+class JobLog(Closed):
+    """GET /api/v1/jobs/{job_id}/logs?offset=N: offsets in bytes of UTF-8."""
+
+    job_id: str
+    offset: int = Field(ge=0)
+    next_offset: int = Field(ge=0)
+    text: str
+    complete: bool
 
 
 class JobResult(Closed):

@@ -56,6 +56,9 @@ def test_a_key_echoed_in_model_and_usage_is_masked_in_the_result(
     assert result["model_actual"] == "fake-chat-model@***"
     assert result["metrics"]["output_tokens"] == 4  # "Echo:" and the three words: untouched
     assert not leaks(json.dumps(final)) and not leaks(json.dumps(result))
+    # The task's own line names the model the endpoint said it was: masked in the job's log.
+    log = client.get(f"/api/v1/jobs/{final['job_id']}/logs").json()
+    assert "answer of fake-chat-model@***: " in log["text"] and not leaks(log["text"])
     for where, text in everything_the_agent_kept(agent).items():
         assert not leaks(text), where
 
