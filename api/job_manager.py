@@ -52,6 +52,10 @@ class TemporalUnavailableError(Exception):
     """Temporal did not answer; the job was not created."""
 
 
+# How a job whose submission was not confirmed is recorded: it never runs.
+NOT_STARTED = "not started"
+
+
 class SubmissionNotStarted(Exception):
     """A job's start could not be confirmed in time; it was recorded FAILED and will not run."""
 
@@ -226,7 +230,7 @@ class JobManager:
         has already sent to its agent stays, and is the answer.
         """
         reason = str(err) or type(err).__name__
-        message = f"not started: its workflow could not be confirmed in time ({reason[:200]})"
+        message = f"{NOT_STARTED}: its workflow could not be confirmed in time ({reason[:200]})"
         try:
             stored = await self._storage.abandon_job(job, message)
         except Exception as storage_err:

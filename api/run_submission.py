@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from pydantic import ValidationError
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import (
     SearchAttributePair,
@@ -16,8 +15,8 @@ from temporalio.common import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.job_manager import TemporalUnavailableError
+from api.placement import fit_reason, needs_of
 from common.models import (
-    AgentStatusEnum,
     ExperimentSpec,
     JobInfo,
     JobStatus,
@@ -25,8 +24,6 @@ from common.models import (
     RegisteredAgentInfo,
     utcnow,
 )
-from common.requirements import Requirements, requirements
-from common.requirements import unfit_reason as cannot_run
 from common.runs import LabelSelector, RunInfo, RunRecord
 from common.settings import JobManagerSettings
 from common.storage import ConflictError, StorageBackend
@@ -46,21 +43,6 @@ class RunAlreadyEndedError(ConflictError):
     """The run has ended; it cannot be cancelled."""
 
 
-def unfit_reason(
-    agent: RegisteredAgentInfo, needs: Requirements | None, selector: LabelSelector | None
-) -> str | None:
-    """None when the run may send its experiment to this agent, else why not (a sentence)."""
-    if agent.status is AgentStatusEnum.UNAVAILABLE:
-        return f"agent {agent.agent_id} is unavailable"
-    if selector is not None:
-        labels = agent.labels
-        missing = [f"{k}={v}" for k, v in selector.labels.items() if labels.get(k) != v]
-        if missing:
-            has = ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "none"
-            return f"agent {agent.agent_id} lacks label {', '.join(missing)} (has {has})"
-    return None if needs is None else cannot_run(agent, needs)
-
-
 def choose_agents(
     spec: ExperimentSpec,
     candidates: Sequence[RegisteredAgentInfo],
@@ -72,11 +54,8 @@ def choose_agents(
 
     Raises NoFittingAgentError giving each unfit agent's reason.
     """
-    try:
-        needs: Requirements | None = requirements(spec)
-    except ValidationError:  # stored before params were checked: its jobs will say why
-        needs = None
-    reasons = {a.agent_id: unfit_reason(a, needs, selector) for a in candidates}
+    needs = needs_of(spec)
+    reasons = {a.agent_id: fit_reason(a, needs, selector) for a in candidates}
     unfit = {agent_id: why for agent_id, why in reasons.items() if why is not None}
     fitting = [a for a in candidates if reasons[a.agent_id] is None]
     if (all_named and unfit) or not fitting:

@@ -34,6 +34,7 @@ from common.models import (
     TaskType,
 )
 from common.params import MAX_TIMEOUT_SECONDS, TASK_KINDS, check_spec
+from common.runs import LabelSelector
 
 # The charset of experiment ids in common.models, used for every id the API accepts: ids end
 # up in URLs, workflow ids and log lines, so nothing outside it (no '/', no leading '.').
@@ -311,7 +312,7 @@ class DeleteExperimentResponse(BaseModel):
 # Jobs
 
 
-class LabelSelector(RequestBody):
+class Selector(LabelSelector):
     """Agents whose labels (`ruckus agent --label key=value`) include all of these."""
 
     labels: dict[
@@ -325,7 +326,7 @@ class CreateJobRequest(RequestBody):
     # Without an agent, Ruckus picks the fitting agent with the fewest running and queued
     # jobs, among those the selector admits.
     agent_id: Annotated[str, _id_field("agent")] | None = None
-    selector: LabelSelector | None = None
+    selector: Selector | None = None
 
 
 class Placement(BaseModel):

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from agent.store import JobRecord
+from api.job_manager import NOT_STARTED
 from chaos.faults import Fault, Injection
 from common.models import JobInfo, JobStatusEnum
 from common.storage import NotFoundError, StorageBackend
@@ -20,7 +21,7 @@ ENDED_LINE = re.compile(r"\bjob (\S+) ended\b")
 AGENT_RESTARTED = "the agent restarted while this job was running"
 AGENT_LOST_JOB = "agent lost the job"
 UNREACHABLE = ("timed out calling", "cannot reach")
-REFUSED_AT_SUBMISSION = "could not start the job's workflow"
+REFUSED_AT_SUBMISSION = NOT_STARTED
 
 # Failure causes the run expects; any other FAILED job breaks the accounting.
 CAUSE_AWAY = "agent away past the retry budget"

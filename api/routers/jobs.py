@@ -16,7 +16,7 @@ from api.dependencies import (
 from api.errors import error_responses
 from api.idempotency import IdempotencyDep
 from api.job_manager import JobAlreadyFinishedError, SubmissionNotStarted
-from api.placement import place, reasons, unplaceable
+from api.placement import fit_reason, needs_of, no_fitting_agent, place
 from api.routers import collection_route
 from api.schemas import (
     ID_MAX_LENGTH,
@@ -73,9 +73,9 @@ async def create_job(
         agent = await agents.refresh_if_unavailable(body.agent_id)
         if agent is None:
             raise NotFoundError(f"agent {body.agent_id} does not exist")
-        why = await reasons(agents, spec, [agent], body.selector)
-        if why[agent.agent_id] is not None:
-            raise unplaceable(str(why[agent.agent_id]))
+        why = fit_reason(agent, needs_of(spec), body.selector)
+        if why is not None:
+            raise no_fitting_agent({agent.agent_id: why}, "agent_id", spec.id)
     try:
         job = await manager.create_job(
             spec.id,

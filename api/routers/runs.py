@@ -18,6 +18,7 @@ from api.dependencies import (
 )
 from api.errors import error_responses
 from api.idempotency import IdempotencyDep
+from api.placement import no_fitting_agent
 from api.routers import collection_route
 from api.run_submission import (
     NoFittingAgentError,
@@ -26,11 +27,11 @@ from api.run_submission import (
     run_info,
     start_run,
 )
-from api.schemas import ID_MAX_LENGTH, ID_PATTERN, ErrorResponse, RequestBody
+from api.schemas import ID_MAX_LENGTH, ID_PATTERN, ErrorResponse, RequestBody, Selector
 from common.comparison import Comparison
 from common.comparison.report import render_html
 from common.comparison.source import compare_jobs
-from common.runs import MAX_REPEATS, RUN_ID_PATTERN, LabelSelector, RunInfo, RunStatus, new_run_id
+from common.runs import MAX_REPEATS, RUN_ID_PATTERN, RunInfo, RunStatus, new_run_id
 from common.settings import JobManagerSettings
 from common.storage import NotFoundError, StorageBackend
 
@@ -46,14 +47,6 @@ AgentList = Annotated[
     list[Id],
     Field(min_length=1, max_length=MAX_AGENTS, json_schema_extra={"uniqueItems": True}),
 ]
-LabelKey = Annotated[str, Field(min_length=1, max_length=128)]
-LabelValue = Annotated[str, Field(max_length=256)]
-
-
-class Selector(LabelSelector):
-    labels: dict[LabelKey, LabelValue] = Field(
-        default_factory=dict, max_length=32, description="Every one of these labels"
-    )
 
 
 class CreateRunRequest(RequestBody):
@@ -127,7 +120,8 @@ async def create_run(
     try:
         chosen = choose_agents(spec, candidates, body.selector, all_named=bool(body.agents))
     except NoFittingAgentError as err:
-        raise _no_fitting_agent(err, "agents" if body.agents else "selector") from err
+        field = "agents" if body.agents else "selector"
+        raise no_fitting_agent(err.reasons, field, spec.id) from err
     if len(chosen) > MAX_AGENTS:
         message = f"{len(chosen)} agents fit; a run takes at most {MAX_AGENTS}: name them or "
         message += "narrow the selector"
@@ -218,20 +212,6 @@ async def get_report(run_id: RunIdPath, storage: StorageDep) -> HTMLResponse:
     ]
     page = render_html(comparison, title=f"Run {run.run_id}: {name}", details=details)
     return HTMLResponse(page)
-
-
-def _no_fitting_agent(err: NoFittingAgentError, field: str) -> RequestValidationError:
-    """A 422 in FastAPI's shape: one entry per agent that cannot take the run, with why."""
-    errors = [
-        {
-            "type": "value_error",
-            "loc": ("body", field),
-            "msg": why,
-            "input": agent,
-        }
-        for agent, why in err.reasons.items()
-    ] or [{"type": "value_error", "loc": ("body", "agents"), "msg": str(err), "input": None}]
-    return RequestValidationError(errors)
 
 
 async def _comparison(storage: StorageBackend, run_id: str) -> Comparison:

@@ -89,10 +89,11 @@ async def test_a_job_without_an_agent_goes_to_a_fitting_idle_one(
     nobody = {"experiment_id": quick, "selector": {"labels": {"suite": SUITE, "team": "z"}}}
     refused = await http.post("/api/v1/jobs", json=nobody)
     assert refused.status_code == 422
-    (error,) = refused.json()["detail"]
-    assert error["loc"] == ["body", "agent_id"]
+    # One entry per agent, each with its reason.
+    reasons = {e["input"]: e["msg"] for e in refused.json()["detail"]}
+    assert all(e["loc"] == ["body", "selector"] for e in refused.json()["detail"])
     for agent_id in ids.values():
-        assert f"agent {agent_id} does not have the labels team=z" in error["msg"]
+        assert reasons[agent_id].startswith(f"agent {agent_id} does not have the labels team=z")
 
 
 async def test_a_gpu_experiment_is_refused_where_no_agent_has_a_gpu(
@@ -105,12 +106,14 @@ async def test_a_gpu_experiment_is_refused_where_no_agent_has_a_gpu(
     ours = {"labels": {"suite": SUITE}}
     anywhere = await http.post("/api/v1/jobs", json={"experiment_id": gpu, "selector": ours})
     assert anywhere.status_code == 422
-    message = anywhere.json()["detail"][0]["msg"]
+    reasons = {e["input"]: e["msg"] for e in anywhere.json()["detail"]}
     for agent_id in ids:
-        assert f"agent {agent_id} has no GPU; gpu_benchmark needs one" in message
+        assert reasons[agent_id] == f"agent {agent_id} has no GPU; gpu_benchmark needs one"
 
     named = await http.post("/api/v1/jobs", json={"experiment_id": gpu, "agent_id": ids[0]})
     assert named.status_code == 422
-    assert named.json()["detail"][0]["msg"] == f"agent {ids[0]} has no GPU; gpu_benchmark needs one"
+    (error,) = named.json()["detail"]
+    assert error["loc"] == ["body", "agent_id"]
+    assert error["msg"] == f"agent {ids[0]} has no GPU; gpu_benchmark needs one"
     after = (await http.get("/api/v1/jobs", params={"experiment_id": gpu})).json()["jobs"]
     assert before == after == {}

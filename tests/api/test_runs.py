@@ -257,7 +257,7 @@ async def test_bad_input_starts_nothing(http: httpx.AsyncClient, three_agents: l
         (
             {"experiment_id": experiment_id, "selector": {"labels": {"gpu": "h100"}}},
             422,
-            f"agent {three_agents[0]} lacks label gpu=h100",
+            f"agent {three_agents[0]} does not have the labels gpu=h100",
         ),
         ({"experiment_id": experiment_id, "repeats": 0}, 422, "repeats"),
         ({"experiment_id": experiment_id, "repeats": 21}, 422, "repeats"),
