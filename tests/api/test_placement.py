@@ -92,8 +92,9 @@ async def test_a_job_without_an_agent_goes_to_a_fitting_idle_one(
     # One entry per agent, each with its reason.
     reasons = {e["input"]: e["msg"] for e in refused.json()["detail"]}
     assert all(e["loc"] == ["body", "selector"] for e in refused.json()["detail"])
-    for agent_id in ids.values():
-        assert reasons[agent_id].startswith(f"agent {agent_id} does not have the labels team=z")
+    for name in ("a", "b"):
+        assert reasons[ids[name]].startswith(f"agent {ids[name]} does not have the labels team=z")
+    assert reasons[ids["c"]] == f"agent {ids['c']} is unavailable (it does not answer)"
 
 
 async def test_a_gpu_experiment_is_refused_where_no_agent_has_a_gpu(
