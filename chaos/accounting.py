@@ -265,11 +265,18 @@ def _check_failures(
         else:
             acc.failed_by_cause[cause] += 1
     for away in aways:
-        if away.job_in_flight is None or away.job_in_flight not in jobs:
+        if away.frozen or away.job_in_flight is None or away.job_in_flight not in jobs:
             continue
         job = jobs[away.job_in_flight]
-        if job.status.status is JobStatusEnum.COMPLETED and job.status.timestamp > away.started:
+        # The run in flight died with its agent. Unless a call fell in the absence (a safety
+        # poll may not), the job is noticed lost once the agent is back and is sent again: only
+        # that later attempt may complete it.
+        if (
+            job.status.status is JobStatusEnum.COMPLETED
+            and job.status.timestamp > away.started
+            and (job.status.attempt or 1) == 1
+        ):
             acc.fail(
-                f"job {job.job_id} completed at {job.status.timestamp} although its agent "
-                f"{job.agent_id} was away past the retry budget from {away.started}"
+                f"job {job.job_id} completed at {job.status.timestamp} on its first attempt "
+                f"although its agent {job.agent_id} was killed at {away.started}"
             )

@@ -42,6 +42,8 @@ class Injection:
     ended: datetime
     # For AGENT_AWAY: the job the agent was running when it went away, if any.
     job_in_flight: str | None = None
+    # For AGENT_AWAY: frozen (SIGSTOP) rather than killed, so its job in flight lives on.
+    frozen: bool = False
 
 
 @dataclass
@@ -80,7 +82,8 @@ class FaultDriver:
     async def inject(self, fault: Fault) -> None:
         self._started = utcnow()
         target, in_flight = await self._break(fault)
-        done = Injection(fault, target, self._started, utcnow(), in_flight)
+        frozen = fault is Fault.AGENT_AWAY and self.away_by_pause
+        done = Injection(fault, target, self._started, utcnow(), in_flight, frozen)
         self.injections.append(done)
         with (self.stack.root / "faults.log").open("a") as log:
             log.write(f"{done.started.isoformat()} {done.ended.isoformat()} {fault} {target}\n")

@@ -9,12 +9,12 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from pydantic import SecretStr
-from schemathesis.specs.openapi.checks import negative_data_rejection
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from api.app import create_app
 from common.settings import ServerSettings
 from tests.api.conftest import Stack
-from tests.support.schema_checks import documented_5xx_only
+from tests.support.schema_checks import documented_5xx_only, valid_data_accepted
 from tests.support.stack import HttpService
 
 KEY = "schema-test-key"
@@ -47,12 +47,14 @@ def test_no_generated_request_makes_the_server_fail(
             # A key of its own per request: the same key with another body is a documented 422.
             "Idempotency-Key": f"fuzz-{uuid.uuid4()}",
         },
-        # Replaced by documented_5xx_only. Negative-data rejection is off: the API accepts what
-        # pydantic coerces (an integer timestamp) and ignores unknown query parameters.
-        additional_checks=[documented_5xx_only],
+        # The built-in 5xx and acceptance checks are replaced by ours. Negative-data rejection
+        # is off: the API accepts what pydantic coerces (an integer timestamp) and ignores
+        # unknown query parameters.
+        additional_checks=[documented_5xx_only, valid_data_accepted],
         excluded_checks=[
             schemathesis.checks.not_a_server_error,
             negative_data_rejection,
+            positive_data_acceptance,
         ],
         timeout=15,
     )
