@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 KILL_GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL
+# How long the output of an ended process may still take to arrive: a process it started and
+# left behind could hold the pipe open for ever.
+OUTPUT_GRACE_SECONDS = 2.0
 
 Process = asyncio.subprocess.Process
 
@@ -64,3 +67,13 @@ def send(process: Process, sig: signal.Signals) -> None:
         return  # reaped: its pid may belong to someone else by now
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)
+
+
+async def drain_output(output: asyncio.Task[None]) -> None:
+    """Let the rest of a job's output arrive, within a grace period."""
+    try:
+        await asyncio.wait_for(asyncio.shield(output), OUTPUT_GRACE_SECONDS)
+    except TimeoutError:
+        output.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await output

@@ -16,8 +16,12 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.redaction import MASK, mask_text
+
+if TYPE_CHECKING:
+    from agent.store import JobRecord
 
 logger = logging.getLogger(__name__)
 
@@ -210,3 +214,15 @@ def _line_start(tail: bytes) -> int:
     while start < len(tail) and tail[start] & 0xC0 == 0x80:  # the rest of a character cut short
         start += 1
     return start
+
+
+def accepted_line(record: JobRecord) -> str:
+    """The log's first line: what the job runs, and which attempt it is."""
+    spec = record.spec
+    line = f"accepted: the {spec.task.type} task of experiment '{spec.id}' ({spec.name})"
+    if record.attempt > 1:
+        line += (
+            f"; attempt {record.attempt}, sent again after attempt {record.attempt - 1} "
+            "was lost when the agent stopped"
+        )
+    return line

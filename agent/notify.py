@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from common.models import JobNotification, JobStatus
+from common.models import ExecuteJobRequest, JobNotification, JobStatus
 from common.settings import AgentSettings
 
 logger = logging.getLogger(__name__)
@@ -115,3 +115,10 @@ class Notifier:
         if self._pending:
             await asyncio.wait(self._pending, timeout=TIMEOUT)
         await self._client.aclose()
+
+
+def callback_urls(request: ExecuteJobRequest) -> list[str]:
+    """The job's callback URLs, one per API server, in the order to try them."""
+    if request.callback_urls:
+        return list(request.callback_urls)
+    return [request.callback_url] if request.callback_url else []

@@ -10,14 +10,15 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
-from agent import child, job_log, outcomes
+from agent import child, job_log, notify, outcomes
 from agent.job_log import RunningLog, agent_line
 from agent.notify import CallbackOrigins, Notifier
 from agent.progress_file import read_progress
 from agent.redaction import redacted, spec_secrets
+from agent.retention import Retention
 from agent.store import STORE_ERRORS, JobRecord, JobStore
 from agent.tasks import TaskError, resolve, supported_tasks
 from common.models import (
@@ -38,9 +39,6 @@ logger = logging.getLogger(__name__)
 # Records kept in memory besides the running job's: the latest few, which the server asks about
 # right after they end. Everything else is read from disk when asked for.
 CACHED_RECORDS = 16
-# How long the output of an ended process may still take to arrive: a process it started and
-# left behind could hold the pipe open for ever.
-OUTPUT_GRACE_SECONDS = 2.0
 
 
 class AgentBusyError(Exception):
@@ -84,7 +82,7 @@ class JobRunner:
         self.agent_id = settings.agent_id or ""
         self._startup_error: str | None = None
         self._started = time.monotonic()
-        self._pruner: asyncio.Task[None] | None = None
+        self.retention = Retention(settings, self.store, self.cached)
         self.notifier = Notifier()
         self.callback_origins = CallbackOrigins(settings)
 
@@ -113,7 +111,7 @@ class JobRunner:
             lost = outcomes.finalized(outcomes.interrupted(record))
             self._log_quietly(lost, f"{lost.status.message} (attempt {lost.attempt})")
             self._save_quietly(lost)
-        self._pruner = asyncio.get_running_loop().create_task(self._prune_regularly())
+        self.retention.start()
         logger.info("agent %s ready; %d job records on disk", self.agent_id, self.store.count())
 
     async def shutdown(self) -> None:
@@ -122,10 +120,7 @@ class JobRunner:
             job.stop_reason = "shutdown"
             job.stop_requested.set()
             await asyncio.shield(job.supervisor)
-        if self._pruner is not None:
-            self._pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pruner
+        await self.retention.stop()
         await self.notifier.aclose()
         self.store.close()
 
@@ -222,7 +217,7 @@ class JobRunner:
             ),
             attempt=attempt,
         )
-        callbacks = self.callback_origins.allowed(record.job_id, _callbacks(request))
+        callbacks = self.callback_origins.allowed(record.job_id, notify.callback_urls(request))
         try:
             resolve(spec)
         except TaskError as exc:
@@ -283,7 +278,7 @@ class JobRunner:
         await self._save(record)
         log_path = self.store.log_path(record.job_id)
         job.log = RunningLog(log_path, self.settings.job_log_max_bytes, spec_secrets(record.spec))
-        job.log.note(_accepted_line(record))
+        job.log.note(job_log.accepted_line(record))
         await asyncio.to_thread(paths["spec"].write_text, record.spec.model_dump_json(), "utf-8")
         job.process = await child.spawn(paths["spec"], paths["outcome"], paths["progress"])
         job.started_at = utcnow()
@@ -307,7 +302,7 @@ class JobRunner:
             if ended_by != "exited":
                 await child.stop(job.process)
         finally:
-            await _drain(output)
+            await child.drain_output(output)
         if ended_by == "exited":
             return await asyncio.to_thread(
                 outcomes.collected,
@@ -399,51 +394,3 @@ class JobRunner:
         except STORE_ERRORS as exc:
             logger.error("could not read the job index: %s", exc)
             return []
-
-    async def _prune_regularly(self) -> None:
-        """Delete records past their retention: now, then every retention_check_interval."""
-        while True:
-            try:
-                await self.prune()
-            except Exception:  # a failed sweep is tried again at the next interval
-                logger.exception("could not delete job records past their retention")
-            await asyncio.sleep(self.settings.retention_check_interval)
-
-    async def prune(self) -> int:
-        """Delete the ended records past retention (count and age); returns how many."""
-        cutoff = utcnow() - timedelta(days=self.settings.retention_days)
-        keep = self.settings.retention_max_records
-        removed = await asyncio.to_thread(self.store.prune, keep, cutoff)
-        for job_id in removed:
-            self.cached.pop(job_id, None)
-        if removed:
-            logger.info("deleted %d job records past their retention", len(removed))
-        return len(removed)
-
-
-def _callbacks(request: ExecuteJobRequest) -> list[str]:
-    """The job's callback URLs, one per API server, in the order to try them."""
-    if request.callback_urls:
-        return list(request.callback_urls)
-    return [request.callback_url] if request.callback_url else []
-
-
-async def _drain(output: asyncio.Task[None]) -> None:
-    """Let the rest of a job's output arrive, within a grace period."""
-    try:
-        await asyncio.wait_for(asyncio.shield(output), OUTPUT_GRACE_SECONDS)
-    except TimeoutError:
-        output.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await output
-
-
-def _accepted_line(record: JobRecord) -> str:
-    spec = record.spec
-    line = f"accepted: the {spec.task.type} task of experiment '{spec.id}' ({spec.name})"
-    if record.attempt > 1:
-        line += (
-            f"; attempt {record.attempt}, sent again after attempt {record.attempt - 1} "
-            "was lost when the agent stopped"
-        )
-    return line
