@@ -7,8 +7,9 @@ every id and URL whole, dropping the least useful columns on a narrow terminal.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 import yaml
@@ -52,6 +53,18 @@ def _print_json(answer: Any) -> None:
     print(json.dumps(answer, indent=2))
 
 
+T = TypeVar("T")
+
+
+def ask(server: str, api_key: str | None, call: Callable[[RuckusClient], T]) -> T:
+    """One call to the server; its error is printed and the command exits 1."""
+    try:
+        with _client(server, api_key) as client:
+            return call(client)
+    except RuckusAPIError as err:
+        raise _fail(err) from err
+
+
 def _fail(err: RuckusAPIError) -> typer.Exit:
     # The server's words are text, not markup: `e.g. [fp32, fp64]` must reach the user whole.
     console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
@@ -76,11 +89,7 @@ def agents_register(
     as_json: JsonOption = False,
 ) -> None:
     """Register the agent serving at AGENT_URL (an agent started with --server does it itself)."""
-    try:
-        with _client(server, api_key) as client:
-            answer = client.register_agent(agent_url)
-    except RuckusAPIError as err:
-        raise _fail(err) from err
+    answer = ask(server, api_key, lambda client: client.register_agent(agent_url))
     if as_json:
         _print_json(answer)
         return
@@ -102,11 +111,7 @@ def agents_unregister(
     as_json: JsonOption = False,
 ) -> None:
     """Forget AGENT_ID: its queued and running jobs are cancelled, its history kept."""
-    try:
-        with _client(server, api_key) as client:
-            answer = client.unregister_agent(agent_id)
-    except RuckusAPIError as err:
-        raise _fail(err) from err
+    answer = ask(server, api_key, lambda client: client.unregister_agent(agent_id))
     if as_json:
         _print_json(answer)
         return
@@ -136,11 +141,7 @@ def agents_list(
     wide: WideOption = False,
 ) -> None:
     """The registered agents, newest registration first."""
-    try:
-        with _client(server, api_key) as client:
-            answer = client.list_agents()
-    except RuckusAPIError as err:
-        raise _fail(err) from err
+    answer = ask(server, api_key, lambda client: client.list_agents())
     if as_json:
         _print_json(answer)
         return
@@ -167,11 +168,11 @@ def agents_status(
     wide: WideOption = False,
 ) -> None:
     """Live status of one agent, or of all."""
-    try:
-        with _client(server, api_key) as client:
-            answer = client.agent_status(agent_id) if agent_id else client.agents_status()
-    except RuckusAPIError as err:
-        raise _fail(err) from err
+    answer = ask(
+        server,
+        api_key,
+        lambda client: client.agent_status(agent_id) if agent_id else client.agents_status(),
+    )
     if as_json:
         _print_json(answer)
         return
@@ -214,11 +215,7 @@ def experiments_create(
         raise typer.Exit(1) from err
     if isinstance(spec, dict) and "experiment_spec" in spec:
         spec = spec["experiment_spec"]
-    try:
-        with _client(server, api_key) as client:
-            answer = client.create_experiment(spec)
-    except RuckusAPIError as err:
-        raise _fail(err) from err
+    answer = ask(server, api_key, lambda client: client.create_experiment(spec))
     if as_json:
         _print_json(answer)
         return
@@ -236,11 +233,7 @@ def experiments_list(
     wide: WideOption = False,
 ) -> None:
     """The experiments, newest first."""
-    try:
-        with _client(server, api_key) as client:
-            answer = client.list_experiments()
-    except RuckusAPIError as err:
-        raise _fail(err) from err
+    answer = ask(server, api_key, lambda client: client.list_experiments())
     if as_json:
         _print_json(answer)
         return
@@ -272,11 +265,7 @@ def experiments_show(
     as_json: JsonOption = False,
 ) -> None:
     """One experiment's full spec, as YAML (what `experiments create -f` takes)."""
-    try:
-        with _client(server, api_key) as client:
-            answer = client.get_experiment(experiment_id)
-    except RuckusAPIError as err:
-        raise _fail(err) from err
+    answer = ask(server, api_key, lambda client: client.get_experiment(experiment_id))
     if as_json:
         _print_json(answer)
         return

@@ -20,6 +20,7 @@ from ruckus.client_cli import (
     _fail,
     _newest_first,
     _print_json,
+    ask,
     console,
 )
 from ruckus.follow import follow_job
@@ -149,11 +150,7 @@ def jobs_show(
     as_json: JsonOption = False,
 ) -> None:
     """One job, a field per line."""
-    try:
-        with _client(server, api_key) as client:
-            job = client.job(job_id)
-    except RuckusAPIError as err:
-        raise _fail(err) from err
+    job = ask(server, api_key, lambda client: client.job(job_id))
     if as_json:
         _print_json(job)
     else:

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from common.comparison import Comparison
 from common.comparison.report import fmt, gpu_text, render_csv, render_html
-from ruckus.client_cli import JsonOption, KeyOption, ServerOption
+from ruckus.client_cli import JsonOption, KeyOption, ServerOption, _fail, ask
 from ruckus.http_client import DEFAULT_SERVER_URL, RuckusAPIError, RuckusClient
 
 console = Console()
@@ -95,11 +95,7 @@ def runs_list(
     as_json: JsonOption = False,
 ) -> None:
     """Runs, newest first."""
-    try:
-        with RuckusClient(server, api_key) as client:
-            runs = client.list_runs()
-    except RuckusAPIError as err:
-        raise _fail(err) from err
+    runs = ask(server, api_key, lambda client: client.list_runs())
     if as_json:
         print(json.dumps({"runs": runs}, indent=2))
         return
@@ -126,11 +122,7 @@ def runs_show(
     as_json: JsonOption = False,
 ) -> None:
     """One run and its jobs."""
-    try:
-        with RuckusClient(server, api_key) as client:
-            run = client.get_run(run_id)
-    except RuckusAPIError as err:
-        raise _fail(err) from err
+    run = ask(server, api_key, lambda client: client.get_run(run_id))
     _print_run(run, as_json)
 
 
@@ -228,11 +220,9 @@ def compare(
 ) -> None:
     """Compare a run's agents: each metric's mean, spread and ratio to the best."""
     _one_subject(run_id, experiment_id, job_ids)
-    try:
-        with RuckusClient(server, api_key) as client:
-            comparison = client.comparison(run_id, experiment_id, job_ids)
-    except RuckusAPIError as err:
-        raise _fail(err) from err
+    comparison = ask(
+        server, api_key, lambda client: client.comparison(run_id, experiment_id, job_ids)
+    )
     if as_json:
         print(json.dumps(comparison.model_dump(mode="json"), indent=2))
     else:
@@ -355,8 +345,3 @@ def _subject(
 def _one_subject(run_id: str | None, experiment_id: str | None, job_ids: list[str] | None) -> None:
     if sum(x is not None and x != [] for x in (run_id, experiment_id, job_ids)) != 1:
         raise typer.BadParameter("give a RUN_ID, or --experiment, or --job (one of them)")
-
-
-def _fail(err: RuckusAPIError) -> typer.Exit:
-    console.print(f"[red]error:[/] {err}", soft_wrap=True)
-    return typer.Exit(1)
