@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from api.app import create_app
 from common.models import JobInfo, JobStatusEnum
 from common.settings import JobManagerSettings, ServerSettings, StorageSettings
 from common.storage import StorageBackend, create_storage
+from tests.api.cli_support import CLI_API_KEY, CliAgent
 from tests.orchestration.conftest import FAST, fast_settings
 from tests.support.stack import (
     FakeAgent,
@@ -187,3 +188,30 @@ async def wait_job(
 
     names = "/".join(s.value for s in statuses)
     return await wait_until(reached, timeout, what=f"{job_id} to become {names}")
+
+
+# The CLI tests' own API servers (one per module) and the `ruckus agent` processes a test starts.
+
+
+@pytest.fixture(scope="module")
+async def cli_api(stack: Stack, request: pytest.FixtureRequest) -> AsyncIterator[HttpService]:
+    process = stack.api_process(request.module.__name__.rsplit(".", 1)[-1])
+    await process.start_and_wait()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+async def keyed_cli_api(stack: Stack) -> AsyncIterator[HttpService]:
+    process = stack.api_process("cli-keyed", RUCKUS_API_KEY=CLI_API_KEY)
+    await process.start_and_wait()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def cli_agents() -> Iterator[list[CliAgent]]:
+    started: list[CliAgent] = []
+    yield started
+    for agent in started:
+        agent.stop()
