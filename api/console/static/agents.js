@@ -8,7 +8,7 @@ function hardware(info) {
   const cpu = sys.cpu || {};
   const gpus = Array.isArray(sys.gpus) ? sys.gpus : [];
   const cores = cpu.cores_logical ? `, ${cpu.cores_logical} threads` : "";
-  const memory = sys.system && sys.system.total_memory_gb ? `, ${sys.system.total_memory_gb} GB RAM` : "";
+  const memory = sys.system && sys.system.total_memory_gb ? `, ${Math.round(sys.system.total_memory_gb * 10) / 10} GB RAM` : "";
   return h(
     "div",
     { class: "hardware" },

@@ -1,7 +1,7 @@
 // Jobs: a live list filtered by agent, experiment and status; one job's page, followed live.
 
 import { api, messageOf } from "./api.js";
-import { TERMINAL, badge, every, fmt, h, id, replace, time, workflowLink } from "./ui.js";
+import { TERMINAL, badge, every, facts, fmt, h, id, replace, time, workflowLink } from "./ui.js";
 
 const STATUSES = ["queued", "assigned", "running", "completed", "failed", "cancelled", "timeout"];
 
@@ -18,8 +18,16 @@ function progressOf(status) {
 }
 
 export function jobsPage(main, query) {
-  const agent = h("input", { id: "filter-agent", value: query.get("agent") || "", size: 24 });
-  const experiment = h("input", { id: "filter-experiment", value: query.get("experiment") || "", size: 24 });
+  const agent = h("input", { id: "filter-agent", list: "known-agents", value: query.get("agent") || "", size: 24 });
+  const experiment = h("input", { id: "filter-experiment", list: "known-experiments", value: query.get("experiment") || "", size: 24 });
+  const knownAgents = h("datalist", { id: "known-agents" });
+  const knownExperiments = h("datalist", { id: "known-experiments" });
+  Promise.all([api("/api/v1/agents/"), api("/api/v1/experiments/")])
+    .then(([a, e]) => {
+      replace(knownAgents, a.agents.map((x) => h("option", { value: x.agent_id }, x.agent_name || x.agent_id)));
+      replace(knownExperiments, e.experiments.map((x) => h("option", { value: x.id }, x.name)));
+    })
+    .catch(() => {}); // suggestions only: the filters work without them
   const status = h(
     "select",
     { id: "filter-status" },
@@ -33,6 +41,8 @@ export function jobsPage(main, query) {
     h("div", {}, h("label", { for: "filter-experiment" }, "Experiment id"), experiment),
     h("div", {}, h("label", { for: "filter-status" }, "Status"), status),
     h("button", { type: "submit" }, "Filter"),
+    knownAgents,
+    knownExperiments,
   );
   filters.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -131,7 +141,7 @@ function resultView(result) {
       h("h3", {}, "Metrics"),
       h(
         "table",
-        { id: "metrics" },
+        { id: "metrics", class: "compact" },
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "metric"), h("th", { scope: "col", class: "num" }, "value"))),
         h("tbody", {}, numbers.map(([k, v]) => h("tr", { "data-metric": k }, h("td", {}, k), h("td", { class: "num" }, fmt(v))))),
       ),
@@ -144,7 +154,7 @@ function resultView(result) {
       h("h3", {}, "Repeated runs"),
       h(
         "table",
-        { id: "repeats" },
+        { id: "repeats", class: "compact" },
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "metric"), Array.from({ length: runs }, (_, i) => h("th", { scope: "col", class: "num" }, `run ${i + 1}`)))),
         h("tbody", {}, Object.entries(raw).map(([k, values]) => h("tr", {}, h("td", {}, k), (values || []).map((v) => h("td", { class: "num" }, fmt(v)))))),
       ),
@@ -152,7 +162,18 @@ function resultView(result) {
   }
   const hw = result.hardware_info || {};
   if (Object.keys(hw).length) {
-    parts.push(h("h3", {}, "Hardware"), h("pre", { class: "log" }, JSON.stringify(hw, null, 2)));
+    const cpu = hw.cpu || {};
+    const gpus = Array.isArray(hw.gpus) ? hw.gpus : [];
+    const memory = hw.memory_total_gb ?? (hw.system || {}).total_memory_gb;
+    parts.push(
+      h("h3", {}, "Hardware"),
+      facts([
+        ["CPU", `${cpu.model || "unknown"}${cpu.cores_logical ? `, ${cpu.cores_logical} threads` : ""}`],
+        ["memory", memory ? `${Math.round(memory * 10) / 10} GB` : "unknown"],
+        ["GPU", gpus.length ? gpus.map((g) => `${g.name || "GPU"}${g.memory_total_mb ? ` ${(g.memory_total_mb / 1024).toFixed(0)} GB` : ""}`).join(", ") : "none"],
+      ]),
+      h("details", {}, h("summary", {}, "Everything the agent reported"), h("pre", { class: "log" }, JSON.stringify(hw, null, 2))),
+    );
   }
   if (result.error) {
     parts.push(

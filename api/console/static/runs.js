@@ -112,7 +112,7 @@ function heading(metric) {
 }
 
 function hardwareText(hw) {
-  const parts = [hw.cpu_model, hw.cores_logical ? `${hw.cores_logical} threads` : null, hw.memory_gb ? `${hw.memory_gb} GB` : null];
+  const parts = [hw.cpu_model, hw.cores_logical ? `${hw.cores_logical} threads` : null, hw.memory_gb ? `${Math.round(hw.memory_gb * 10) / 10} GB` : null];
   for (const g of hw.gpus || []) parts.push(`${g.name || "GPU"}${g.memory_total_mb ? ` ${(g.memory_total_mb / 1024).toFixed(0)} GB` : ""}`);
   return parts.filter(Boolean).join(", ") || "unknown";
 }
@@ -161,6 +161,8 @@ async function drawCharts(container, comparison) {
   }
   const Plotly = await loadPlotly();
   const dark = matchMedia("(prefers-color-scheme: dark)").matches;
+  const ink = dark ? "#e6edf3" : "#1f2328";
+  const grid = dark ? "#3d444d" : "#d1d9e0";
   const figures = comparison.metrics.map((metric) => {
     const figure = h("figure", { class: "chart", "data-metric": metric.name, "aria-label": `chart of ${heading(metric)}`, role: "img" });
     return [metric, figure];
@@ -173,20 +175,20 @@ async function drawCharts(container, comparison) {
       x: measured.map(([, r]) => r.label),
       y: measured.map(([, , c]) => c.mean),
       marker: { color: measured.map(([i]) => PALETTE[i % PALETTE.length]) },
-      error_y: { type: "data", symmetric: false, array: measured.map(([, , c]) => c.max - c.mean), arrayminus: measured.map(([, , c]) => c.mean - c.min) },
+      error_y: { type: "data", color: ink, symmetric: false, array: measured.map(([, , c]) => c.max - c.mean), arrayminus: measured.map(([, , c]) => c.mean - c.min) },
       customdata: measured.map(([, , c]) => [c.n, fmt(c.min), fmt(c.max), fmt(c.stddev) || "-"]),
       hovertemplate: "%{x}<br>mean %{y:.4g}<br>min %{customdata[1]}, max %{customdata[2]}<br>stddev %{customdata[3]}, n %{customdata[0]}<extra></extra>",
     };
     const layout = {
       title: { text: heading(metric) },
-      yaxis: { title: { text: metric.unit || "" }, rangemode: "tozero" },
+      yaxis: { title: { text: metric.unit || "" }, rangemode: "tozero", gridcolor: grid, zerolinecolor: grid },
+      xaxis: { linecolor: grid },
       margin: { t: 48, b: 40, l: 60, r: 16 },
       height: 320,
       showlegend: false,
-      template: dark ? "plotly_dark" : "plotly_white",
       paper_bgcolor: "rgba(0,0,0,0)",
       plot_bgcolor: "rgba(0,0,0,0)",
-      font: { color: dark ? "#e6edf3" : "#1f2328" },
+      font: { color: ink },
     };
     await Plotly.newPlot(figure, [bar], layout, { displaylogo: false, responsive: true });
   }
