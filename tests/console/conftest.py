@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.api.conftest import Stack, register
 from tests.api.test_comparison import real_agent
@@ -22,6 +22,8 @@ from tests.support.stack import FakeAgent, HttpService
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "console"
 TEMPORAL_UI = "http://127.0.0.1:9/temporal-ui"
+# A shared 2-core machine may take seconds to draw a chart; a deadline, not a wait.
+expect.set_options(timeout=20_000)
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +113,7 @@ async def context(
     ctx = await browser.new_context(
         viewport={"width": 1280, "height": 900}, timezone_id="Asia/Tokyo", locale="en-US"
     )
+    ctx.set_default_timeout(20_000)
     try:
         yield ctx
     finally:
