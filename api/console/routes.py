@@ -64,7 +64,7 @@ async def index() -> FileResponse:
 @router.get("/console/plotly.min.js")
 async def plotly_js() -> FileResponse:
     """The chart library the `plotly` package ships: nothing comes from elsewhere."""
-    import plotly
+    import plotly  # here, not at start: the API serves its first requests without it
 
     path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     return FileResponse(path, media_type="text/javascript", headers=NO_CACHE)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from playwright.async_api import BrowserContext, expect
 
-from tests.api.conftest import Stack, register
+from tests.api.conftest import Stack
 from tests.console.conftest import TEMPORAL_UI, Console, Watched, watched_page
 from tests.support.stack import FakeAgent
 
@@ -195,24 +195,25 @@ async def test_bad_yaml_shows_its_error_at_the_field(console: Console, page: Wat
     assert page.errors == []
 
 
-async def test_an_unavailable_agent_shows_why(
+async def test_an_agent_registered_unavailable_with_its_reason_and_unregistered(
     console: Console, stack: Stack, page: Watched
 ) -> None:
     gone = FakeAgent(stack.root, f"gone-{uuid.uuid4().hex[:6]}")
     await gone.start_and_wait()
-    async with httpx.AsyncClient(base_url=console.api.url, timeout=30) as http:
-        agent_id = await register(http, gone.url)
     p = page.page
     await p.goto(console.url + "#/agents")
-    card = p.locator(f"article[data-agent='{agent_id}']")
+    await p.get_by_label("Agent URL").fill(gone.url)
+    await p.get_by_role("button", name="Register", exact=True).click()
+    card = p.locator(f"article[data-agent='{gone.agent_id}']")
     await expect(card.locator(".badge").first).to_have_text("idle")
     gone.stop()
     await expect(card.locator(".badge").first).to_have_text("unavailable", timeout=30_000)
     await expect(card.locator(".reason")).to_contain_text("failed")
-    async with httpx.AsyncClient(base_url=console.api.url, timeout=30) as http:
-        r = await http.post("/api/v1/agents/unregister", json={"agent_id": agent_id})
-        assert r.status_code == 200
-    await expect(card).to_have_count(0, timeout=10_000)
+    p.once("dialog", lambda dialog: dialog.accept())
+    await card.get_by_role("button", name="Unregister").click()
+    await expect(card).to_have_count(0)
+    agents = (await console.get("/api/v1/agents/"))["agents"]
+    assert gone.agent_id not in [a["agent_id"] for a in agents]
     assert page.errors == []
 
 
@@ -270,3 +271,20 @@ async def test_the_key_is_asked_once_and_kept_in_a_strict_httponly_cookie(
             assert config["key_required"] and not config["signed_in"]
     finally:
         api.stop()
+
+
+async def test_the_console_works_from_the_keyboard(console: Console, page: Watched) -> None:
+    p = page.page
+    await p.goto(console.url + "#/agents")
+    await expect(p.locator("h1")).to_have_text("Agents")
+    names = []
+    for _ in range(4):
+        await p.keyboard.press("Tab")
+        names.append(await p.evaluate("document.activeElement.textContent.trim()"))
+    assert names == ["Skip to content", "Ruckus", "Agents", "Experiments"]
+    outline = await p.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid"  # the focus is visible
+    await p.keyboard.press("Enter")
+    await expect(p.locator("h1")).to_have_text("Experiments")
+    await expect(p.locator("nav a[aria-current='page']")).to_have_text("Experiments")
+    assert page.errors == []

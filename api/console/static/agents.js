@@ -1,7 +1,7 @@
 // Agents: status (with the reason when unavailable), hardware, labels, current job, queue depth.
 
 import { api, messageOf } from "./api.js";
-import { badge, every, h, id, replace, time } from "./ui.js";
+import { badge, every, h, id, replace, time, update } from "./ui.js";
 
 function hardware(info) {
   const sys = info.system_info || {};
@@ -69,10 +69,10 @@ export function agentsPage(main) {
     ]);
     const byId = Object.fromEntries(statuses.agents.map((s) => [s.agent_id, s]));
     if (!list.agents.length) {
-      replace(cards, h("p", { class: "muted" }, "No agent is registered: register one by its URL above."));
+      update(cards, h("p", { class: "muted" }, "No agent is registered: register one by its URL above."));
       return;
     }
-    replace(
+    update(
       cards,
       list.agents.map((info) => {
         const status = byId[info.agent_id] || { status: info.status };
@@ -104,8 +104,8 @@ export function agentsPage(main) {
           h(
             "div",
             { class: "actions" },
-            h("a", { href: `#/jobs?agent=${encodeURIComponent(info.agent_id)}` }, "Jobs"),
-            h("button", { type: "button", class: "danger", onclick: () => unregister(info.agent_id) }, "Unregister"),
+            h("a", { href: `#/jobs?agent=${encodeURIComponent(info.agent_id)}`, "aria-label": `Jobs of ${info.agent_name || info.agent_id}` }, "Jobs"),
+            h("button", { type: "button", class: "danger", "aria-label": `Unregister ${info.agent_name || info.agent_id}`, onclick: () => unregister(info.agent_id) }, "Unregister"),
           ),
         );
       }),

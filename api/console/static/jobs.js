@@ -1,7 +1,7 @@
 // Jobs: a live list filtered by agent, experiment and status; one job's page, followed live.
 
 import { api, messageOf } from "./api.js";
-import { TERMINAL, badge, every, facts, fmt, h, id, replace, time, workflowLink } from "./ui.js";
+import { TERMINAL, badge, every, facts, fmt, h, id, replace, time, update, workflowLink } from "./ui.js";
 
 const STATUSES = ["queued", "assigned", "running", "completed", "failed", "cancelled", "timeout"];
 
@@ -68,10 +68,10 @@ export function jobsPage(main, query) {
       const all = Object.values(jobs).flat();
       all.sort((a, b) => (a.created_time < b.created_time ? 1 : -1));
       if (!all.length) {
-        replace(table, h("p", { class: "muted" }, "No job matches."));
+        update(table, h("p", { class: "muted" }, "No job matches."));
         return;
       }
-      replace(
+      update(
         table,
         h(
           "table",

@@ -1,7 +1,7 @@
 // Runs: the list; a run's page with each agent's jobs live and, once it ends, the comparison.
 
 import { api, messageOf } from "./api.js";
-import { TERMINAL, badge, every, fmt, h, id, replace, time, workflowLink } from "./ui.js";
+import { TERMINAL, badge, every, fmt, h, id, replace, time, update, workflowLink } from "./ui.js";
 
 // Plotly's default qualitative palette, as the HTML report uses it: a row keeps its colour.
 const PALETTE = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692"];
@@ -31,10 +31,10 @@ export function runsPage(main, query) {
     async () => {
       const { runs } = await api(`/api/v1/runs?${params}`);
       if (!runs.length) {
-        replace(table, h("p", { class: "muted" }, "No run yet: start one from an experiment's page."));
+        update(table, h("p", { class: "muted" }, "No run yet: start one from an experiment's page."));
         return;
       }
-      replace(
+      update(
         table,
         h(
           "table",
@@ -227,7 +227,7 @@ export function runPage(main, _query, runId) {
     1500,
     async () => {
       const run = await api(`/api/v1/runs/${enc}`);
-      replace(
+      update(
         head,
         h(
           "dl",
@@ -244,7 +244,7 @@ export function runPage(main, _query, runId) {
           h("dd", {}, time(run.ended_time)),
         ),
       );
-      replace(progress, progressView(run));
+      update(progress, progressView(run));
       cancel.disabled = run.status !== "running";
       if (run.status !== "running" && !shown) {
         shown = true;

@@ -26,6 +26,14 @@ export function replace(el, ...children) {
   return el;
 }
 
+// Replaces the contents only when they differ: a refresh that changes nothing keeps the
+// keyboard focus and the selection where the viewer left them.
+export function update(el, ...children) {
+  const next = h("div", {}, ...children);
+  if (el.innerHTML !== next.innerHTML) el.replaceChildren(...next.childNodes);
+  return el;
+}
+
 export function time(iso) {
   if (!iso) return h("span", { class: "muted" }, "—");
   const date = new Date(iso);
