@@ -1,7 +1,7 @@
 // Jobs: a live list filtered by agent, experiment and status; one job's page, followed live.
 
 import { api, messageOf } from "./api.js";
-import { TERMINAL, badge, every, facts, fmt, h, id, replace, time, update, workflowLink } from "./ui.js";
+import { TERMINAL, agentLabel, badge, every, facts, fmt, h, id, replace, time, update, workflowLink } from "./ui.js";
 
 const STATUSES = ["queued", "assigned", "running", "completed", "failed", "cancelled", "timeout"];
 
@@ -22,8 +22,10 @@ export function jobsPage(main, query) {
   const experiment = h("input", { id: "filter-experiment", list: "known-experiments", value: query.get("experiment") || "", size: 24 });
   const knownAgents = h("datalist", { id: "known-agents" });
   const knownExperiments = h("datalist", { id: "known-experiments" });
+  const names = {};
   Promise.all([api("/api/v1/agents/"), api("/api/v1/experiments/")])
     .then(([a, e]) => {
+      for (const x of a.agents) names[x.agent_id] = x.agent_name || x.agent_id;
       replace(knownAgents, a.agents.map((x) => h("option", { value: x.agent_id }, x.agent_name || x.agent_id)));
       replace(knownExperiments, e.experiments.map((x) => h("option", { value: x.id }, x.name)));
     })
@@ -88,7 +90,7 @@ export function jobsPage(main, query) {
                 h("td", {}, badge(j.status.status)),
                 h("td", {}, TERMINAL.has(j.status.status) ? null : progressOf(j.status)),
                 h("td", {}, id(j.experiment_id, `#/experiments/${encodeURIComponent(j.experiment_id)}`)),
-                h("td", {}, id(j.agent_id)),
+                h("td", {}, agentLabel(j.agent_id, names)),
                 h("td", {}, time(j.created_time)),
                 h("td", {}, time(j.status.timestamp)),
               ),

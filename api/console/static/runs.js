@@ -1,7 +1,7 @@
 // Runs: the list; a run's page with each agent's jobs live and, once it ends, the comparison.
 
 import { api, messageOf } from "./api.js";
-import { TERMINAL, badge, every, fmt, h, id, replace, time, update, workflowLink } from "./ui.js";
+import { TERMINAL, agentLabel, agentNames, badge, every, fmt, h, id, replace, time, update, workflowLink } from "./ui.js";
 
 // Plotly's default qualitative palette, as the HTML report uses it: a row keeps its colour.
 const PALETTE = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692"];
@@ -65,7 +65,7 @@ export function runsPage(main, query) {
   );
 }
 
-function progressView(run) {
+function progressView(run, names) {
   const byAgent = new Map(run.agents.map((a) => [a, []]));
   for (const job of run.jobs) {
     if (!byAgent.has(job.agent_id)) byAgent.set(job.agent_id, []);
@@ -83,7 +83,7 @@ function progressView(run) {
         return h(
           "tr",
           { "data-agent": agent },
-          h("td", {}, id(agent)),
+          h("td", {}, agentLabel(agent, names)),
           h("td", { class: "num" }, h("progress", { max: jobs.length || 1, value: done, "aria-label": `${done} of ${jobs.length} jobs ended` }), ` ${done}/${jobs.length}`),
           h(
             "td",
@@ -221,6 +221,7 @@ export function runPage(main, _query, runId) {
     }
   });
 
+  const names = agentNames();
   let shown = false;
   let stop = () => {};
   stop = every(
@@ -244,7 +245,7 @@ export function runPage(main, _query, runId) {
           h("dd", {}, time(run.ended_time)),
         ),
       );
-      update(progress, progressView(run));
+      update(progress, progressView(run, await names));
       cancel.disabled = run.status !== "running";
       if (run.status !== "running" && !shown) {
         shown = true;

@@ -1,5 +1,7 @@
 // Small DOM helpers: elements, times in the viewer's zone, status badges, ids shown whole.
 
+import { api } from "./api.js";
+
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
@@ -92,4 +94,21 @@ export function workflowLink(workflowId) {
   const ns = encodeURIComponent(config.temporal_namespace);
   const href = `${config.temporal_ui_url}/namespaces/${ns}/workflows/${encodeURIComponent(workflowId)}`;
   return h("a", { href, target: "_blank", rel: "noopener", class: "workflow-link" }, "Workflow in the Temporal web UI");
+}
+
+// An agent as people know it: its name, with its id whole beneath when they differ.
+export function agentLabel(agentId, names) {
+  const name = names[agentId];
+  if (!name || name === agentId) return id(agentId);
+  return h("span", { class: "agent-label" }, name, h("div", { class: "sub" }, id(agentId)));
+}
+
+// Agent names by id, for labels; empty when the list cannot be read (ids then stand alone).
+export async function agentNames() {
+  try {
+    const { agents } = await api("/api/v1/agents/");
+    return Object.fromEntries(agents.map((a) => [a.agent_id, a.agent_name || a.agent_id]));
+  } catch {
+    return {};
+  }
 }
