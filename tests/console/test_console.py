@@ -3,6 +3,8 @@ from its page, YAML errors at their field, the key prompt; no console error anyw
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import re
 import uuid
@@ -99,6 +101,13 @@ async def test_from_yaml_to_a_run_over_two_agents_and_its_comparison(
         await p.get_by_role("link", name="Download report (HTML)").click()
     download = await download_info.value
     assert download.suggested_filename == f"{run_id}.html"
+    async with httpx.AsyncClient(base_url=console.api.url, timeout=30) as http:
+        table = await http.get(f"/api/v1/runs/{run_id}/report", params={"format": "csv"})
+    assert table.headers["content-type"].startswith("text/csv")
+    lines = {(r["key"], r["metric"]): r for r in csv.DictReader(io.StringIO(table.text))}
+    for row in api["rows"]:
+        for name, cell in row["cells"].items():
+            assert float(lines[(row["key"], name)]["mean"]) == cell["mean"]
 
     # Every page, the job of the run among them, without a console error.
     job_id = api["rows"][0]["job_ids"][0]
