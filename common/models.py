@@ -291,6 +291,13 @@ class JobResult(WireModel):
     traceback: str | None = None
 
 
+class JobStep(WireModel):
+    """When a job first took a status: one point of its timeline."""
+
+    status: JobStatusEnum
+    at: AwareDatetime
+
+
 class JobInfo(WireModel):
     """The server's record of one job: one experiment on one agent."""
 

@@ -48,9 +48,7 @@ class FieldError(BaseModel):
 
 
 class CheckedDocument(BaseModel):
-    spec: dict[str, Any] | None = Field(
-        description="The experiment as POST /experiments/ takes"
-    )
+    spec: dict[str, Any] | None = Field(description="The experiment as POST /experiments/ takes")
     lines: dict[str, int] = Field(description="The 1-based line of each field, by dotted path")
     errors: list[FieldError] = Field(description="Empty when the experiment would be accepted")
 

@@ -119,6 +119,13 @@ async def test_from_yaml_to_a_run_over_two_agents_and_its_comparison(
     queued = p.locator("#timeline li[data-step='queued'] time")
     await expect(queued).to_have_text(local_text(job["created_time"]))
     await expect(p.locator("#timeline li[data-step='end']")).to_contain_text("completed")
+    steps = {
+        s["status"]: s["at"] for s in (await console.get(f"/api/v1/jobs/{job_id}/steps"))["steps"]
+    }
+    assert set(steps) == {"queued", "assigned", "running", "completed"}
+    for step in ("assigned", "running"):
+        shown = p.locator(f"#timeline li[data-step='{step}'] time")
+        await expect(shown).to_have_text(local_text(steps[step]))
     await expect(p.locator("#cancel-job")).to_be_disabled()
     for hash_, heading in [
         ("#/agents", "Agents"),

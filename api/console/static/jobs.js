@@ -104,14 +104,15 @@ export function jobsPage(main, query) {
 }
 
 // The timeline's steps, each with the time it was reached where known.
+// `seen`: the first time of each status, as stored (/steps) or as watched live.
 function timelineOf(job, seen, result) {
   const current = job.status.status;
   const steps = [
-    ["queued", job.created_time],
+    ["queued", seen.queued || job.created_time],
     ["assigned", seen.assigned],
     ["running", seen.running || (result && result.started_at)],
   ];
-  const end = TERMINAL.has(current) ? [current, job.status.timestamp] : ["ended", null];
+  const end = TERMINAL.has(current) ? [current, seen[current] || job.status.timestamp] : ["ended", null];
   const order = ["queued", "assigned", "running"];
   const reachedIndex = TERMINAL.has(current) ? 3 : order.indexOf(current);
   return h(
@@ -245,10 +246,22 @@ export function jobPage(main, _query, jobId) {
   }
 
   function record(next) {
+    const changed = !job || job.status.status !== next.status.status;
     job = next;
     const s = next.status.status;
     if ((s === "assigned" || s === "running") && !seen[s]) seen[s] = next.status.timestamp;
     show();
+    if (changed) readSteps();
+  }
+
+  async function readSteps() {
+    try {
+      const { steps } = await api(`/api/v1/jobs/${encodeURIComponent(jobId)}/steps`);
+      for (const step of steps) seen[step.status] = step.at;
+      if (job) show();
+    } catch {
+      // the times watched live stand in
+    }
   }
 
   async function ended() {
