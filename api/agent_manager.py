@@ -135,8 +135,11 @@ class AgentManager:
             async with asyncio.timeout(self._settings.agent_status_timeout):
                 status = await self.agents.get_agent_status(agent.agent_url)
         except (AgentCallError, TimeoutError) as err:
-            log.info("agent %s is unavailable: %s", agent.agent_id, err or "timed out")
-            status = AgentStatus(agent_id=agent.agent_id, status=AgentStatusEnum.UNAVAILABLE)
+            why = str(err) if err and str(err) else "it did not answer in time"
+            log.info("agent %s is unavailable: %s", agent.agent_id, why)
+            status = AgentStatus(
+                agent_id=agent.agent_id, status=AgentStatusEnum.UNAVAILABLE, reason=why
+            )
         if status.agent_id != agent.agent_id:
             log.warning(
                 "the agent at %s reports id %s, not %s: another agent took its place",
@@ -144,7 +147,11 @@ class AgentManager:
                 status.agent_id,
                 agent.agent_id,
             )
-            status = AgentStatus(agent_id=agent.agent_id, status=AgentStatusEnum.UNAVAILABLE)
+            status = AgentStatus(
+                agent_id=agent.agent_id,
+                status=AgentStatusEnum.UNAVAILABLE,
+                reason=f"another agent ({status.agent_id}) answers at {agent.agent_url}",
+            )
         if status.status is not agent.status:
             with contextlib.suppress(NotFoundError):  # unregistered meanwhile
                 await self._storage.update_agent_status(agent.agent_id, status.status)

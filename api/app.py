@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 from temporalio.client import Client
 
 from api.agent_manager import AgentManager
 from api.connections import Connections
+from api.console import routes as console
 from api.dependencies import api_key_check, require_storage
 from api.errors import install_error_handlers
 from api.job_manager import JobManager
@@ -138,4 +140,7 @@ def create_app(
     app.include_router(callbacks.router)
     for area in (agents, experiments, jobs, job_follow, results, runs, comparison):
         app.include_router(area.router, dependencies=guarded)
+    app.include_router(console.router)
+    app.include_router(console.guarded_router, dependencies=guarded)
+    app.mount("/console/static", StaticFiles(directory=console.STATIC), name="console-static")
     return app

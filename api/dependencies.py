@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ from fastapi import Depends, Request
 
 from api.agent_manager import AgentManager
 from api.connections import Connections
+from api.console.session import cookie_admits
 from api.job_manager import JobManager
 from common.auth import bearer_check
 from common.callbacks import CallbackSigner
@@ -34,13 +36,16 @@ CallbackSignerDep = Annotated[CallbackSigner, Depends(_from_state("callback_sign
 
 
 def api_key_check(settings: ServerSettings) -> Callable[..., Awaitable[None]]:
-    """A dependency requiring the configured API key as a bearer token; open when none is set."""
+    """A dependency requiring the configured API key as a bearer token or the console's session
+    cookie; open when none is set."""
+    key = settings.api_key
     return bearer_check(
-        settings.api_key,
+        key,
         refusal="a valid API key is required: send `Authorization: Bearer <key>` "
         "with the server's RUCKUS_API_KEY",
         description="The server's API key, when RUCKUS_API_KEY is set: "
         "`Authorization: Bearer <key>`",
+        alternative=None if key is None else functools.partial(cookie_admits, key),
     )
 
 

@@ -29,6 +29,7 @@ from common.models import (
     ExperimentCapabilityRequirements,
     ExperimentSpec,
     JobInfo,
+    JobStep,
     MetricsSpec,
     RegisteredAgentInfo,
     TaskType,
@@ -378,3 +379,11 @@ class HealthResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str = Field(description="What went wrong and what to do about it")
+
+
+class JobStepsAnswer(BaseModel):
+    job_id: str
+    steps: list[JobStep] = Field(
+        description="When the job first took each status, oldest first: queued, assigned, "
+        "running, its end (a job recorded before steps were kept has none)"
+    )

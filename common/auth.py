@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
@@ -15,10 +15,16 @@ async def _open() -> None:
 
 
 def bearer_check(
-    secret: SecretStr | None, *, refusal: str, description: str
+    secret: SecretStr | None,
+    *,
+    refusal: str,
+    description: str,
+    alternative: Callable[[Request], bool] | None = None,
 ) -> Callable[..., Awaitable[None]]:
     """A dependency requiring `secret` as a bearer token (401 `refusal` otherwise); open when
-    the secret is unset, and then the bearer scheme stays out of the OpenAPI schema."""
+    the secret is unset, and then the bearer scheme stays out of the OpenAPI schema.
+
+    `alternative` admits a request without the token (it may raise its own refusal)."""
     if secret is None:
         return _open
     expected = secret.get_secret_value().encode()
@@ -26,15 +32,19 @@ def bearer_check(
 
     # A default, not Annotated: the annotation is a string that names only module-level types.
     async def require_bearer(
+        request: Request,
         credentials: HTTPAuthorizationCredentials | None = Depends(scheme),
     ) -> None:
         # Bytes, compared in constant time: compare_digest refuses non-ASCII str.
         given = credentials.credentials.encode() if credentials is not None else b""
-        if not hmac.compare_digest(given, expected):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                detail=refusal,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        if hmac.compare_digest(given, expected):
+            return
+        if credentials is None and alternative is not None and alternative(request):
+            return
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail=refusal,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     return require_bearer

@@ -291,6 +291,13 @@ class JobResult(WireModel):
     traceback: str | None = None
 
 
+class JobStep(WireModel):
+    """When a job first took a status: one point of its timeline."""
+
+    status: JobStatusEnum
+    at: AwareDatetime
+
+
 class JobInfo(WireModel):
     """The server's record of one job: one experiment on one agent."""
 
@@ -375,6 +382,9 @@ class AgentStatus(WireModel):
     current_experiment_id: str | None = None
     uptime_seconds: float = 0.0
     timestamp: AwareDatetime = Field(default_factory=utcnow)
+    reason: str | None = Field(
+        default=None, description="Why the server sees the agent as unavailable"
+    )
     # Newest first and bounded by the agent (RUCKUS_AGENT_AVAILABLE_RESULTS).
     available_results: Annotated[list[AvailableResult], BeforeValidator(_available_results)] = (
         Field(default_factory=list)

@@ -281,6 +281,11 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger: 413"
     )
+    temporal_ui_url: Annotated[str | None, BeforeValidator(_empty_is_unset)] = Field(
+        default=None,
+        description="The Temporal web UI's address (`http://127.0.0.1:8233`): the console links "
+        "each job and run to its workflow there",
+    )
 
     @property
     def allowed_origins(self) -> list[str]:

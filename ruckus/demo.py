@@ -47,6 +47,7 @@ def run_demo(client: RuckusClient, agent_id: str, cfg: DevConfig, console: Conso
         console.print(f"submitted demo job [bold]{job.job_id}[/] to agent {agent_id}")
         job = follow_job(client, job.job_id, console)
     for what, url in (
+        ("job in the console:    ", f"{cfg.console_url}#/jobs/{job.job_id}"),
         ("job in the API:        ", f"{cfg.api_url}/api/v1/jobs/{job.job_id}"),
         ("results in the API:    ", f"{cfg.api_url}/api/v1/results/{job.job_id}"),
         ("job in the Temporal UI:", cfg.workflow_url(job.job_id)),

@@ -37,6 +37,7 @@ def run_demo_comparison(
         watch_run(client, run_id, console)
         show_comparison(client.comparison(run_id, None, None), console)
     for what, url in (
+        ("run in the console:    ", f"{cfg.console_url}#/runs/{run_id}"),
         ("run in the API:        ", f"{cfg.api_url}/api/v1/runs/{run_id}"),
         ("comparison report:     ", f"{cfg.api_url}/api/v1/runs/{run_id}/report"),
         ("run in the Temporal UI:", cfg.workflow_url(run_id)),

@@ -58,6 +58,10 @@ class DevConfig:
         return f"http://{self.host}:{self.api_port}"
 
     @property
+    def console_url(self) -> str:
+        return f"{self.api_url}/"
+
+    @property
     def agent_url(self) -> str:
         return f"http://{self.host}:{self.agent_port}"
 
@@ -149,13 +153,18 @@ def _start(cfg: DevConfig, supervisor: Supervisor, console: Console) -> None:
     console.print("[green]✓[/] worker")
     with console.status("starting the API server"):
         api_cmd = [*python, "api", "--host", cfg.host, "--port", str(cfg.api_port)]
+        # The console links each job and run to its workflow in this dev server's web UI.
+        api_env = {**env, "RUCKUS_TEMPORAL_UI_URL": cfg.ui_url}
         supervisor.start(
-            Child("API server", api_cmd, logs / "api.log", env),
+            Child("API server", api_cmd, logs / "api.log", api_env),
             lambda: http_ok(cfg.api_url + "/health"),
             cfg.start_timeout,
             "change its port with --api-port",
         )
-    console.print(f"[green]✓[/] API server  {cfg.api_url}  (docs {cfg.api_url}/docs)")
+    console.print(
+        f"[green]✓[/] API server  {cfg.api_url}  (web console {cfg.console_url}, "
+        f"docs {cfg.api_url}/docs)"
+    )
     with console.status("starting the local agent"):
         agent_cmd = [
             *python, "agent",
@@ -234,6 +243,7 @@ def _print_places(cfg: DevConfig, supervisor: Supervisor, console: Console) -> N
     table.add_column("where")
     table.add_column("pid", justify="right")
     pids = {c.name: str(c.pid) for c in supervisor.children}
+    table.add_row("web console", cfg.console_url, pids["API server"])
     table.add_row("API", f"{cfg.api_url}  (docs: {cfg.api_url}/docs)", pids["API server"])
     table.add_row("Temporal web UI", cfg.ui_url, pids["Temporal dev server"])
     table.add_row("Temporal frontend", cfg.temporal_address, "")

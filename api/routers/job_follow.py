@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from api.agent_manager import AgentManager
 from api.dependencies import AgentManagerDep, StorageDep
 from api.errors import error_responses
-from api.schemas import JobIdPath
+from api.schemas import JobIdPath, JobStepsAnswer
 from common.agent_client import AgentCallError
 from common.models import JobInfo, JobLog, JobStatusEnum
 from common.storage import NotFoundError, StorageBackend
@@ -39,6 +39,13 @@ async def job_logs(
     `complete` says the job has ended and nothing will follow `next_offset`.
     """
     return await _log(await storage.get_job(job_id), storage, agents, offset)
+
+
+@router.get("/{job_id}/steps", response_model=JobStepsAnswer, responses=error_responses(404))
+async def job_steps(job_id: JobIdPath, storage: StorageDep) -> JobStepsAnswer:
+    """The job's timeline: when it first took each of its statuses."""
+    await storage.get_job(job_id)  # 404 for an unknown job
+    return JobStepsAnswer(job_id=job_id, steps=await storage.get_job_steps(job_id))
 
 
 @router.get(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -29,7 +29,7 @@ from api.run_submission import (
 )
 from api.schemas import ID_MAX_LENGTH, ID_PATTERN, ErrorResponse, RequestBody, Selector
 from common.comparison import Comparison
-from common.comparison.report import render_html
+from common.comparison.report import render_csv, render_html
 from common.comparison.source import compare_jobs
 from common.runs import MAX_REPEATS, RUN_ID_PATTERN, RunInfo, RunStatus, new_run_id
 from common.settings import JobManagerSettings
@@ -192,10 +192,18 @@ async def get_comparison(run_id: RunIdPath, storage: StorageDep) -> Comparison:
 @router.get(
     "/{run_id}/report",
     response_class=HTMLResponse,
-    responses=_json_errors(404),
+    responses={200: {"content": {"text/csv": {}}}, **_json_errors(404)},
 )
-async def get_report(run_id: RunIdPath, storage: StorageDep) -> HTMLResponse:
-    """The comparison as a self-contained HTML page: a chart per metric and the table."""
+async def get_report(
+    run_id: RunIdPath,
+    storage: StorageDep,
+    report_format: Annotated[
+        Literal["html", "csv"], Query(alias="format", description="html (the page) or csv")
+    ] = "html",
+    download: Annotated[bool, Query(description="Answer as a file to save")] = False,
+) -> Response:
+    """The comparison as a self-contained HTML page (a chart per metric and the table), or as
+    CSV (one line per agent and metric)."""
     run = await storage.get_run(run_id)
     comparison = await _comparison(storage, run_id)
     try:
@@ -210,8 +218,15 @@ async def get_report(run_id: RunIdPath, storage: StorageDep) -> HTMLResponse:
         ("created", run.created_time.isoformat(timespec="seconds")),
         ("ended", run.ended_time.isoformat(timespec="seconds") if run.ended_time else "-"),
     ]
+    headers = (
+        {"Content-Disposition": f'attachment; filename="{run.run_id}.{report_format}"'}
+        if download
+        else None
+    )
+    if report_format == "csv":
+        return Response(render_csv(comparison), media_type="text/csv", headers=headers)
     page = render_html(comparison, title=f"Run {run.run_id}: {name}", details=details)
-    return HTMLResponse(page)
+    return HTMLResponse(page, headers=headers)
 
 
 async def _comparison(storage: StorageBackend, run_id: str) -> Comparison:

@@ -16,6 +16,7 @@ from common.models import (
     JobInfo,
     JobStatus,
     JobStatusEnum,
+    JobStep,
     RegisteredAgentInfo,
 )
 from common.runs import RunRecord, RunStatus
@@ -231,6 +232,11 @@ class StorageBackend(abc.ABC):
 
     @abc.abstractmethod
     async def list_results(self, experiment_id: str | None = None) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    async def get_job_steps(self, job_id: str) -> list[JobStep]:
+        """When the job first took each of its statuses, oldest first (none for an unknown job
+        or one recorded before steps were kept)."""
 
     @abc.abstractmethod
     async def get_job_log(self, job_id: str) -> str:

@@ -133,6 +133,15 @@ job_logs = Table(
     Column("text", Text, nullable=False),
 )
 
+# When a job first took each status: its timeline (queued, assigned, running, its end).
+job_steps = Table(
+    "job_steps",
+    metadata,
+    Column("job_id", String(128), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+)
+
 # Monotonic counters; a row lock on PostgreSQL orders queue positions by commit.
 counters = Table(
     "counters",

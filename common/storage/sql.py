@@ -25,6 +25,7 @@ from common.models import (
     JobInfo,
     JobStatus,
     JobStatusEnum,
+    JobStep,
     RegisteredAgentInfo,
     utcnow,
 )
@@ -50,6 +51,7 @@ from common.storage.schema import (
     experiments,
     idempotency_keys,
     job_logs,
+    job_steps,
     jobs,
     runs,
     server_secrets,
@@ -272,6 +274,7 @@ class SQLStorageBackend(StorageBackend):
             )
             if done.rowcount == 0:
                 raise NotFoundError(f"job {job_id} is not queued for agent {agent_id}")
+            await conn.execute(delete(job_steps).where(job_steps.c.job_id == job_id))
 
     async def get_completed_jobs(self, agent_id: str) -> list[JobInfo]:
         return await self._jobs_in(agent_id, JobSet.COMPLETED)
@@ -289,6 +292,7 @@ class SQLStorageBackend(StorageBackend):
                 raise AlreadyExistsError(duplicate)
             await self._refuse_second_running(conn, job.agent_id, job.job_id, job.status.status)
             await conn.execute(jobs.insert().values(**await self._new_job_values(conn, job)))
+            await self._record_step(conn, job.job_id, job.status)
         return job
 
     async def record_job_status(self, job_id: str, status: JobStatus) -> JobInfo:
@@ -318,6 +322,16 @@ class SQLStorageBackend(StorageBackend):
                 )
         return stored
 
+    async def get_job_steps(self, job_id: str) -> list[JobStep]:
+        query = (
+            select(job_steps.c.status, job_steps.c.at)
+            .where(job_steps.c.job_id == job_id)
+            .order_by(job_steps.c.at, job_steps.c.status)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [JobStep(status=JobStatusEnum(row.status), at=row.at) for row in rows]
+
     async def get_job_log(self, job_id: str) -> str:
         query = select(job_logs.c.text).where(job_logs.c.job_id == job_id)
         async with self._read() as conn:
@@ -334,6 +348,7 @@ class SQLStorageBackend(StorageBackend):
                 # while no other job can take the next position.
                 values = await self._new_job_values(conn, job)
                 await conn.execute(jobs.insert().values(**values))
+                await self._record_step(conn, job.job_id, job.status)
                 stored = job
             else:
                 stored = _job(row)
@@ -352,6 +367,7 @@ class SQLStorageBackend(StorageBackend):
                 await conn.execute(
                     jobs.insert().values(**await self._new_job_values(conn, abandoned))
                 )
+                await self._record_step(conn, job.job_id, failed)
                 return abandoned
             if row.status != JobStatusEnum.QUEUED.value:
                 return _job(row)
@@ -618,6 +634,7 @@ class SQLStorageBackend(StorageBackend):
         """
         moved = await self._move_job(conn, job_id, status)
         if moved is not None:
+            await self._record_step(conn, job_id, status)
             return moved
         row = await self._locked_job(conn, job_id)
         if row is None:
@@ -637,7 +654,13 @@ class SQLStorageBackend(StorageBackend):
         elif row.job_set != JobSet.QUEUED.value:
             values["queue_position"] = await self._next_queue_position(conn)
         await conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(**values))
+        await self._record_step(conn, job_id, status)
         return current.model_copy(update={"status": status})
+
+    async def _record_step(self, conn: AsyncConnection, job_id: str, status: JobStatus) -> None:
+        """The first time the job took this status; a later write of it (progress) keeps it."""
+        values = {"job_id": job_id, "status": status.status.value, "at": status.timestamp}
+        await conn.execute(self._insert(job_steps).values(**values).on_conflict_do_nothing())
 
     async def _move_job(
         self, conn: AsyncConnection, job_id: str, status: JobStatus

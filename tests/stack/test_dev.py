@@ -91,6 +91,13 @@ def test_dev_runs_the_stack_a_demo_and_a_job_with_an_api_key_and_stops_cleanly(
     # The demo ends with a run of its experiment on the agent, and that run's comparison.
     assert "comparison by agent" in out and "peak_gflops (GFLOP/s)" in out, out[-3000:]
     assert f"{dev.api}/api/v1/runs/run_" in out and "/report" in out
+    # The web console is the API's own page, its links pointing at this dev server's web UI.
+    assert f"web console {dev.api}/" in out and f"{dev.api}/#/runs/run_" in out
+    page = httpx.get(dev.api + "/", timeout=10)
+    assert page.status_code == 200 and "<title>Ruckus</title>" in page.text
+    config = httpx.get(dev.api + "/console/config", timeout=10).json()
+    assert config["temporal_ui_url"] == f"http://127.0.0.1:{dev.ports['ui']}"
+    assert config["key_required"] and not config["signed_in"]
 
     # The key is required: without it the API refuses, with it everything works.
     assert httpx.get(dev.api + "/api/v1/agents/", timeout=10).status_code == 401

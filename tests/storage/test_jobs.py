@@ -264,3 +264,34 @@ async def test_list_jobs_filters_pages_and_orders_newest_first(storage: StorageB
     assert await ids(limit=0) == []
     with pytest.raises(ValueError):
         await storage.list_jobs(offset=-1)
+
+
+# A job's steps: its timeline
+
+
+async def test_each_status_is_kept_with_the_time_the_job_first_took_it(
+    storage: StorageBackend,
+) -> None:
+    await storage.create_job(make_job("job_1", S.QUEUED))
+    steps_in_order = (S.ASSIGNED, S.RUNNING, S.COMPLETED)
+    at = {s: T0 + timedelta(minutes=2 + i) for i, s in enumerate(steps_in_order)}
+    await storage.record_job_status("job_1", status_of(S.ASSIGNED, at=at[S.ASSIGNED]))
+    await storage.record_job_status("job_1", status_of(S.RUNNING, at=at[S.RUNNING]))
+    # Progress of the running job: a later write of the same status keeps the first time.
+    later = status_of(S.RUNNING, at=at[S.RUNNING] + timedelta(seconds=30), message="half way")
+    await storage.record_job_status("job_1", later)
+    await storage.record_job_end("job_1", status_of(S.COMPLETED, at=at[S.COMPLETED]), None)
+    steps = await storage.get_job_steps("job_1")
+    assert [(s.status, s.at) for s in steps] == [
+        (S.QUEUED, make_job("job_1", S.QUEUED).status.timestamp),
+        (S.ASSIGNED, at[S.ASSIGNED]),
+        (S.RUNNING, at[S.RUNNING]),
+        (S.COMPLETED, at[S.COMPLETED]),
+    ]
+    assert await storage.get_job_steps("job_none") == []
+
+
+async def test_a_removed_queued_job_leaves_no_steps(storage: StorageBackend) -> None:
+    await storage.create_job(make_job("job_1", S.QUEUED))
+    await storage.remove_queued_job("agent-1", "job_1")
+    assert await storage.get_job_steps("job_1") == []

@@ -1,0 +1,1 @@
+"""The web console: pages served at `/` that use the API, and their session."""
