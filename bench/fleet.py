@@ -34,6 +34,7 @@ from rich.table import Table
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from activities.agent_queue import queue_workflow_id
 from bench.fleet_agent import FleetJob
 from bench.run import experiment, free_port, pct, stored_at
 from common.event_loop import run
@@ -62,11 +63,13 @@ class FleetResult:
     polls_per_s: float = 0.0
     poll_lag: list[float] = field(default_factory=list)
     events_per_job_minute: float = 0.0
+    queue_events_per_job_minute: float = 0.0
     dispatch: list[float] = field(default_factory=list)
     completion: list[float] = field(default_factory=list)
     completed: int = 0
     submit_seconds: float = 0.0
     profile: list[tuple[str, float]] = field(default_factory=list)
+    profile_calls: list[tuple[str, float, float]] = field(default_factory=list)
 
     @property
     def watchers_cpu(self) -> float:
@@ -287,8 +290,12 @@ class Fleet:
         }
         polls = sum(len([p for p in log1[j].polls if t0 <= p < t1]) for j in job_ids if j in log1)
         res.polls_per_s = polls / res.window
-        sample = random.Random(n).sample(job_ids, min(HISTORY_SAMPLE, n))
-        res.poll_lag, res.events_per_job_minute = await self.histories(client, sample, log1, t0, t1)
+        sample = random.Random(n).sample(range(n), min(HISTORY_SAMPLE, n))
+        res.poll_lag, res.events_per_job_minute = await self.histories(
+            client, [job_ids[i] for i in sample], log1, t0, t1
+        )
+        queues = [queue_workflow_id(agents[i]) for i in sample]
+        res.queue_events_per_job_minute = await self.events_in(client, queues, t0, t1)
 
         ended = time.time()
         spread = n / args.fleet_end_rate
@@ -304,7 +311,7 @@ class Fleet:
                 res.completion.append(stored[j] - finished)
         res.completed = len(res.completion)
         if args.profile:
-            res.profile = profile_summary(stack.root / "worker.prof")
+            res.profile, res.profile_calls = profile_summary(stack.root / "worker.prof")
         return res
 
     async def probe_dispatch(self, client: Client, exp: str, agent: str) -> list[float]:
@@ -315,6 +322,18 @@ class Fleet:
             await self.wait_closed(client, [job_id], 120)
             latencies.append((await self.log())[job_id].received - t0)
         return latencies
+
+    async def events_in(
+        self, client: Client, workflow_ids: list[str], t0: float, t1: float
+    ) -> float:
+        """History events per workflow-minute in the window, over the workflows given."""
+
+        async def one(workflow_id: str) -> int:
+            history = await client.get_workflow_handle(workflow_id).fetch_history()
+            return sum(t0 <= e.event_time.ToDatetime().timestamp() < t1 for e in history.events)
+
+        counts = await gather_limited([lambda w=w: one(w) for w in workflow_ids], 8)
+        return sum(counts) / len(workflow_ids) / ((t1 - t0) / 60) if workflow_ids else 0.0
 
     async def histories(
         self, client: Client, sample: list[str], log: dict[str, FleetJob], t0: float, t1: float
@@ -358,18 +377,32 @@ class Fleet:
         return lags, per_job_minute
 
 
-def profile_summary(path: Path) -> list[tuple[str, float]]:
-    """Share of the worker's profiled main-thread time by where it was spent (own time)."""
+def profile_summary(path: Path) -> tuple[list[tuple[str, float]], list[tuple[str, float, float]]]:
+    """Share of the worker's profiled main-thread time by area (own time), and the Ruckus
+    functions with the most time under them: (name, frame entries, share); a coroutine's
+    frame is entered again at each resume, so entries are not calls."""
     if not path.exists():
-        return []
+        return [], []
     stats = pstats.Stats(str(path))
+    entries = stats.stats  # type: ignore[attr-defined]
     by_area: dict[str, float] = defaultdict(float)
     total = 0.0
-    for (filename, _, name), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+    for (filename, _, name), (_, _, tottime, _, _) in entries.items():
         by_area[area(filename, name)] += tottime
         total += tottime
+    if not total:
+        return [], []
     ordered = sorted(by_area.items(), key=lambda kv: -kv[1])
-    return [(k, v / total * 100) for k, v in ordered[:12]] if total else []
+    areas = [(k, v / total * 100) for k, v in ordered[:12]]
+    ours = [
+        (f"{Path(filename).parent.name}/{Path(filename).name}:{name}", calls, cumtime)
+        for (filename, _, name), (_, calls, _, cumtime, _) in entries.items()
+        if any(f"/{d}/" in filename for d in ("workflows", "activities", "common"))
+    ]
+    ours.sort(key=lambda e: -e[2])
+    window = stats.total_tt or total  # type: ignore[attr-defined]
+    calls = [(name, n, cum / window * 100) for name, n, cum in ours[:12]]
+    return areas, calls
 
 
 AREAS = (
@@ -430,6 +463,7 @@ def rows(r: FleetResult) -> list[tuple[str, str]]:
         ("poll lag max (ms)", f"{max(r.poll_lag) * 1000:.0f}" if r.poll_lag else "n/a"),
         ("history events per job-minute", f"{r.events_per_job_minute:.1f}"),
         ("history events per job-hour", f"{r.events_per_job_minute * 60:.0f}"),
+        ("its agent queue's history events per job-minute", f"{r.queue_events_per_job_minute:.1f}"),
         ("dispatch p50 of a new job mid-run (ms)", ms(r.dispatch)),
         (
             "dispatch max of a new job mid-run (ms)",
@@ -464,6 +498,7 @@ def growth(results: list[FleetResult]) -> list[tuple[str, ...]]:
             ("  per job watched (milli-%)", lambda r: r.watchers_cpu / r.size * 1000),
             ("poll lag p95 (ms)", lambda r: pct(r.poll_lag, 0.95) * 1000 if r.poll_lag else 0.0),
             ("history events per job-minute", lambda r: r.events_per_job_minute),
+            ("queue history events per job-minute", lambda r: r.queue_events_per_job_minute),
             ("dispatch p50 (ms)", lambda r: pct(r.dispatch, 0.5) * 1000 if r.dispatch else 0.0),
             (
                 "completion p50 (ms)",
@@ -501,6 +536,9 @@ def markdown(results: list[FleetResult], command: str, machine: str) -> str:
             out += ["", "Worker's event loop thread under cProfile, own time by area:", ""]
             out += ["| area | share |", "| --- | --- |"]
             out += [f"| {k} | {v:.0f}% |" for k, v in r.profile]
+            out += ["", "Ruckus functions with the most time under them:", ""]
+            out += ["| function | share of profiled time |", "| --- | --- |"]
+            out += [f"| `{k}` | {v:.0f}% |" for k, _, v in r.profile_calls]
         out.append("")
     out += ["### Growth with N", "", "| mode | figure | at each N | against the smallest N |"]
     out += ["| --- | --- | --- | --- |"]
