@@ -13,13 +13,11 @@ import argparse
 import asyncio
 import os
 import platform
-import pstats
 import random
 import signal
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -36,7 +34,8 @@ from temporalio.client import Client
 
 from activities.agent_queue import queue_workflow_id
 from bench.fleet_agent import FleetJob
-from bench.run import experiment, free_port, pct, stored_at
+from bench.profiled import profile_summary
+from bench.run import cpu_seconds, experiment, free_port, pct, stored_at
 from common.event_loop import run
 from ruckus.supervisor import Child, Supervisor, http_ok, temporal_ready
 from ruckus.temporal_server import dev_server_command
@@ -142,15 +141,6 @@ class FleetStack:
 
     def stop(self) -> None:
         self.supervisor.stop_all()
-
-
-def cpu_seconds(proc: psutil.Process) -> float:
-    """User and system CPU of a process and its descendants so far."""
-    total = 0.0
-    for p in [proc, *proc.children(recursive=True)]:
-        times = p.cpu_times()
-        total += times.user + times.system
-    return total
 
 
 def thread_seconds(proc: psutil.Process) -> dict[int, float]:
@@ -375,64 +365,6 @@ class Fleet:
             events += count
         per_job_minute = events / len(sample) / ((t1 - t0) / 60) if sample else 0.0
         return lags, per_job_minute
-
-
-def profile_summary(path: Path) -> tuple[list[tuple[str, float]], list[tuple[str, float, float]]]:
-    """Share of the worker's profiled main-thread time by area (own time), and the Ruckus
-    functions with the most time under them: (name, frame entries, share); a coroutine's
-    frame is entered again at each resume, so entries are not calls."""
-    if not path.exists():
-        return [], []
-    stats = pstats.Stats(str(path))
-    entries = stats.stats  # type: ignore[attr-defined]
-    by_area: dict[str, float] = defaultdict(float)
-    total = 0.0
-    for (filename, _, name), (_, _, tottime, _, _) in entries.items():
-        by_area[area(filename, name)] += tottime
-        total += tottime
-    if not total:
-        return [], []
-    ordered = sorted(by_area.items(), key=lambda kv: -kv[1])
-    areas = [(k, v / total * 100) for k, v in ordered[:12]]
-    ours = [
-        (f"{Path(filename).parent.name}/{Path(filename).name}:{name}", calls, cumtime)
-        for (filename, _, name), (_, calls, _, cumtime, _) in entries.items()
-        if any(f"/{d}/" in filename for d in ("workflows", "activities", "common"))
-    ]
-    ours.sort(key=lambda e: -e[2])
-    window = stats.total_tt or total  # type: ignore[attr-defined]
-    calls = [(name, n, cum / window * 100) for name, n, cum in ours[:12]]
-    return areas, calls
-
-
-AREAS = (
-    ("temporalio/worker/_workflow_instance", "SDK: running workflow activations"),
-    ("temporalio/worker/_workflow", "SDK: workflow worker"),
-    ("temporalio/worker/_activity", "SDK: activities"),
-    ("temporalio/converter", "SDK: payload conversion"),
-    ("temporalio/bridge", "SDK: bridge to the core"),
-    ("temporalio", "SDK: other"),
-    ("google/protobuf", "protobuf"),
-    ("httpx", "httpx"),
-    ("httpcore", "httpcore"),
-    ("h11", "h11"),
-    ("sqlalchemy", "SQLAlchemy"),
-    ("aiosqlite", "aiosqlite"),
-    ("pydantic", "pydantic"),
-    ("asyncio", "asyncio"),
-    ("/workflows/", "Ruckus workflows"),
-    ("/activities/", "Ruckus activities"),
-    ("/common/", "Ruckus common"),
-)
-
-
-def area(filename: str, name: str) -> str:
-    for needle, label in AREAS:
-        if needle in filename:
-            return label
-    if filename == "~":
-        return f"builtins ({name.split(' of ')[0].strip('<>')[:40]})"
-    return "other Python"
 
 
 def ms(values: list[float], q: float = 0.5) -> str:

@@ -32,6 +32,7 @@ from temporalio.client import Client
 
 from activities.agent_queue import queue_workflow_id
 from bench.floor import FloorWorkflow
+from bench.profiled import profile_summary, written
 from ruckus.supervisor import Child, Supervisor, http_ok, temporal_ready
 from ruckus.temporal_server import dev_server_command, find_temporal_binary
 
@@ -47,6 +48,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    """User and system CPU of a process and its descendants so far."""
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def pct(values: list[float], q: float) -> float:
@@ -71,8 +81,10 @@ class Results:
 class Stack:
     """The processes of one benchmark run, all children of this one."""
 
-    def __init__(self, root: Path, agents: int) -> None:
+    def __init__(self, root: Path, agents: int, profile: bool = False) -> None:
         self.root = root
+        # The worker under cProfile (bench/profiled.py), switched on for the jobs rounds.
+        self.profile = root / "worker.prof" if profile else None
         self.temporal_port = free_port()
         self.api_port = free_port()
         self.agent_ports = [free_port() for _ in range(agents + 2)]
@@ -98,7 +110,7 @@ class Stack:
                 [*python, "bench.floor", "--address", self.address, "--task-queue", "floor"],
                 logs / "floor.log",
             ),
-            "worker": Child("worker", [*python, "ruckus.cli", "worker"], logs / "worker.log", env),
+            "worker": Child("worker", [*python, *self.worker_module], logs / "worker.log", env),
             "api": Child(
                 "api",
                 [*python, "ruckus.cli", "api", "--port", str(self.api_port)],
@@ -116,8 +128,21 @@ class Stack:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    @property
+    def worker_module(self) -> list[str]:
+        worker = ["ruckus.cli", "worker"]
+        return worker if self.profile is None else ["bench.profiled", str(self.profile), *worker]
+
     def agent_url(self, i: int) -> str:
         return f"http://127.0.0.1:{self.agent_ports[i]}"
+
+    def processes(self) -> dict[str, psutil.Process]:
+        """The stack's processes and this one, by name."""
+        procs = {"benchmark": psutil.Process()}
+        for name, child in self.children.items():
+            assert child.pid is not None
+            procs[name] = psutil.Process(child.pid)
+        return procs
 
     def start(self) -> None:
         c = self.children
@@ -398,8 +423,18 @@ async def measure(args: argparse.Namespace, stack: Stack) -> Results:
         # round's ratio takes the floor on both sides of it, so a machine whose speed drifts
         # moves both alike, and the median of the rounds is the figure.
         floors, rounds, ratios = [floor_rate], [], []
+        procs = stack.processes()
+        cpu: dict[str, float] = dict.fromkeys(procs, 0.0)
+        worker = procs["worker"]
+        if stack.profile is not None:
+            worker.send_signal(signal.SIGUSR1)
         for k in range(1, args.rounds + 1):
+            before = {name: cpu_seconds(p) for name, p in procs.items()}
             rounds.append(await jobs_round(client, stack, setup, args.jobs, http))
+            for name, p in procs.items():
+                cpu[name] += cpu_seconds(p) - before[name]
+            if stack.profile is not None and k == args.rounds:
+                worker.send_signal(signal.SIGUSR2)
             floors.append((await floor_saturated(client, args.floor))[0])
             ratio = rounds[-1].rate / ((floors[-2] + floors[-1]) / 2)
             ratios.append(ratio)
@@ -409,6 +444,14 @@ async def measure(args: argparse.Namespace, stack: Stack) -> Results:
                 f"{floors[-2]:.1f}, {floors[-1]:.1f}; {rounds[-1].rate:.1f}; {ratio:.2f}",
             )
         report_jobs(rounds, args.jobs, args.agents, res)
+        jobs_run = args.jobs * args.rounds
+        for name, seconds in cpu.items():
+            res.add(
+                "CPU per job",
+                f"{name} (ms, over the jobs rounds)",
+                f"{seconds / jobs_run * 1000:.1f}",
+            )
+        res.add("CPU per job", "all (ms)", f"{sum(cpu.values()) / jobs_run * 1000:.1f}")
         res.add(
             "ratios",
             f"jobs/s ÷ floor workflows/s, median of {args.rounds} (min to max)",
@@ -417,6 +460,13 @@ async def measure(args: argparse.Namespace, stack: Stack) -> Results:
         res.add(
             "ratios", "job p50 ÷ floor p50 (one at a time)", f"{setup.unloaded_p50 / floor_p50:.1f}"
         )
+        if stack.profile is not None:
+            await written(stack.profile)
+            areas, calls = profile_summary(stack.profile)
+            for name, share in areas:
+                res.add("profile", f"worker event loop, own time: {name}", f"{share:.0f}%")
+            for name, _, share in calls:
+                res.add("profile", f"worker event loop, under `{name}`", f"{share:.0f}%")
         await polling_cost(http, client, stack, args.agents + 1, args.poll_seconds, res)
         await deep_queue(http, client, stack, args.deep, args.agents, res)
     return res
@@ -424,7 +474,7 @@ async def measure(args: argparse.Namespace, stack: Stack) -> Results:
 
 def run(args: argparse.Namespace) -> Results:
     root = Path(tempfile.mkdtemp(prefix="ruckus-bench-"))
-    stack = Stack(root, args.agents)
+    stack = Stack(root, args.agents, args.profile)
     console.print(f"starting the stack under {root}")
     # SIGTERM unwinds like Ctrl-C, so the children are always stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -476,7 +526,7 @@ def main() -> None:
     parser.add_argument("--poll-seconds", type=float, default=60)
     parser.add_argument("--rounds", type=int, default=3, help="floor and jobs rounds, interleaved")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
-    fleet.add_arguments(parser)
+    fleet.add_arguments(parser)  # --profile there profiles the worker here too
     args = parser.parse_args()
     command = "python -m bench.run " + " ".join(sys.argv[1:])
     if args.fleet:
