@@ -529,9 +529,9 @@ def main() -> None:
     fleet.add_arguments(parser)  # --profile there profiles the worker here too
     args = parser.parse_args()
     command = "python -m bench.run " + " ".join(sys.argv[1:])
-    if args.fleet:
+    if args.fleet or args.fleet_from:
         # The fleet alone (`make bench-fleet`): its section of the file is replaced.
-        results = fleet.run_fleet(args)
+        results = fleet.load_results(args.fleet_from) if args.fleet_from else fleet.run_fleet(args)
         top, kept = keep_sections(args.out, replaced=fleet.SECTION)
         section = fleet.markdown(results, command.strip(), fleet.machine_line())
         args.out.write_text(top.rstrip("\n") + "\n\n" + section + ("\n" + kept if kept else ""))
