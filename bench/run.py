@@ -50,10 +50,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cpu_seconds(proc: psutil.Process) -> float:
-    """User and system CPU of a process and its descendants so far."""
+def cpu_seconds(proc: psutil.Process, descendants: bool = True) -> float:
+    """User and system CPU of a process, and of its descendants unless told not, so far."""
     total = 0.0
-    for p in [proc, *proc.children(recursive=True)]:
+    for p in [proc, *(proc.children(recursive=True) if descendants else [])]:
         times = p.cpu_times()
         total += times.user + times.system
     return total
@@ -429,10 +429,11 @@ async def measure(args: argparse.Namespace, stack: Stack) -> Results:
         if stack.profile is not None:
             worker.send_signal(signal.SIGUSR1)
         for k in range(1, args.rounds + 1):
-            before = {name: cpu_seconds(p) for name, p in procs.items()}
+            # This process without its descendants: they are the stack, counted apart.
+            before = {name: cpu_seconds(p, name != "benchmark") for name, p in procs.items()}
             rounds.append(await jobs_round(client, stack, setup, args.jobs, http))
             for name, p in procs.items():
-                cpu[name] += cpu_seconds(p) - before[name]
+                cpu[name] += cpu_seconds(p, name != "benchmark") - before[name]
             if stack.profile is not None and k == args.rounds:
                 worker.send_signal(signal.SIGUSR2)
             floors.append((await floor_saturated(client, args.floor))[0])
