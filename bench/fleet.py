@@ -512,6 +512,12 @@ def run_one(size: int, notify: bool, args: argparse.Namespace) -> FleetResult:
                 await fleet.aclose()
 
         return run(go())
+    except Exception as err:
+        dead = stack.supervisor.dead_child()
+        if dead is not None:  # the likelier cause: say which process ended, and how
+            why = f"the {dead.name} exited with code {dead.exit_code()}; see {dead.log_path}"
+            raise RuntimeError(why) from err
+        raise
     finally:
         stack.stop()
 
