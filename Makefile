@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test lint clean bench bench-pragmas
+.PHONY: run test lint clean bench bench-fleet bench-pragmas
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ clean:
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.run
+
+bench-fleet: $(BIN)/.installed
+	$(BIN)/python -m bench.run --fleet 100,300,1000
 
 bench-pragmas: $(BIN)/.installed
 	$(BIN)/python -m bench.pragmas

@@ -13,6 +13,7 @@ import os
 import platform
 import signal
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -31,6 +32,7 @@ from temporalio.client import Client
 
 from activities.agent_queue import queue_workflow_id
 from bench.floor import FloorWorkflow
+from bench.profiled import profile_summary, written
 from ruckus.supervisor import Child, Supervisor, http_ok, temporal_ready
 from ruckus.temporal_server import dev_server_command, find_temporal_binary
 
@@ -46,6 +48,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def cpu_seconds(proc: psutil.Process, descendants: bool = True) -> float:
+    """User and system CPU of a process, and of its descendants unless told not, so far."""
+    total = 0.0
+    for p in [proc, *(proc.children(recursive=True) if descendants else [])]:
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def pct(values: list[float], q: float) -> float:
@@ -70,8 +81,10 @@ class Results:
 class Stack:
     """The processes of one benchmark run, all children of this one."""
 
-    def __init__(self, root: Path, agents: int) -> None:
+    def __init__(self, root: Path, agents: int, profile: bool = False) -> None:
         self.root = root
+        # The worker under cProfile (bench/profiled.py), switched on for the jobs rounds.
+        self.profile = root / "worker.prof" if profile else None
         self.temporal_port = free_port()
         self.api_port = free_port()
         self.agent_ports = [free_port() for _ in range(agents + 2)]
@@ -97,7 +110,7 @@ class Stack:
                 [*python, "bench.floor", "--address", self.address, "--task-queue", "floor"],
                 logs / "floor.log",
             ),
-            "worker": Child("worker", [*python, "ruckus.cli", "worker"], logs / "worker.log", env),
+            "worker": Child("worker", [*python, *self.worker_module], logs / "worker.log", env),
             "api": Child(
                 "api",
                 [*python, "ruckus.cli", "api", "--port", str(self.api_port)],
@@ -115,8 +128,21 @@ class Stack:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    @property
+    def worker_module(self) -> list[str]:
+        worker = ["ruckus.cli", "worker"]
+        return worker if self.profile is None else ["bench.profiled", str(self.profile), *worker]
+
     def agent_url(self, i: int) -> str:
         return f"http://127.0.0.1:{self.agent_ports[i]}"
+
+    def processes(self) -> dict[str, psutil.Process]:
+        """The stack's processes and this one, by name."""
+        procs = {"benchmark": psutil.Process()}
+        for name, child in self.children.items():
+            assert child.pid is not None
+            procs[name] = psutil.Process(child.pid)
+        return procs
 
     def start(self) -> None:
         c = self.children
@@ -212,13 +238,13 @@ async def wait_terminal(client: Client, job_ids: list[str], timeout: float) -> N
     await asyncio.wait_for(asyncio.gather(*(closed(j) for j in job_ids)), timeout)
 
 
-def stored_at(stack: Stack) -> dict[str, float]:
+def stored_at(root: Path) -> dict[str, float]:
     """When each job's final record was written (epoch s), read from the server's storage.
 
     The issue's completion latency ends when the server has the job COMPLETED with its results
     stored, which is before its workflow closes (freeing the agent comes after).
     """
-    db = stack.root / "storage" / "ruckus.db"
+    db = root / "storage" / "ruckus.db"
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         rows = conn.execute("SELECT job_id, updated_at FROM jobs WHERE status = 'completed'")
         return {job_id: _utc(at) for job_id, at in rows}
@@ -236,9 +262,18 @@ async def wait_status(http: httpx.AsyncClient, job_id: str, status: str, timeout
         await asyncio.sleep(0.1)
 
 
-async def jobs(
-    http: httpx.AsyncClient, client: Client, stack: Stack, n: int, agents: int, res: Results
-) -> tuple[float, float]:
+@dataclass
+class JobsSetup:
+    """The jobs section's agents and experiment, warmed up, and its one-at-a-time figures."""
+
+    agent_ids: list[str]
+    exp: str
+    unloaded_p50: float
+
+
+async def jobs_setup(
+    http: httpx.AsyncClient, client: Client, stack: Stack, agents: int, res: Results
+) -> JobsSetup:
     agent_ids = await setup_agents(http, stack, agents)
     exp = await experiment(http)
     # One warm-up job per agent.
@@ -257,9 +292,32 @@ async def jobs(
         idle_dispatch.append(seen["received"] - t0)
         idle_finished[job_id] = seen["finished"]
         idle_closed.append(closed.timestamp() - seen["finished"])
-    stored = stored_at(stack)
+    stored = stored_at(stack.root)
     idle_completion = [stored[j] - finished for j, finished in idle_finished.items()]
+    res.add("jobs", "p50 submit-to-completed, one at a time (ms)", ms(unloaded))
+    res.add("jobs", "p50 dispatch on an idle agent (ms)", ms(idle_dispatch))
+    res.add("jobs", "p50 completion, one at a time (ms)", ms(idle_completion))
+    res.add("jobs", "p50 agent done → workflow closed, one at a time (ms)", ms(idle_closed))
+    return JobsSetup(agent_ids, exp, pct(unloaded, 0.5))
 
+
+@dataclass
+class JobsRound:
+    """One saturated round of jobs: its rate and per-job latencies (s)."""
+
+    rate: float
+    completed: int
+    to_completed: list[float]
+    dispatch: list[float]
+    completion: list[float]
+    closing: list[float]
+
+
+async def jobs_round(
+    client: Client, stack: Stack, setup: JobsSetup, n: int, http: httpx.AsyncClient
+) -> JobsRound:
+    agent_ids, exp = setup.agent_ids, setup.exp
+    agents = len(agent_ids)
     # One client per agent: httpx's pool scans all its connections and waiting requests on
     # every response, and one pool for all 300 made the benchmark's own client a tenth of the
     # CPU per job.
@@ -274,7 +332,7 @@ async def jobs(
     logs: dict[str, dict[str, Any]] = {}
     for i in range(agents):
         logs.update((await http.get(stack.agent_url(i) + "/bench/log")).json())
-    stored = stored_at(stack)
+    stored = stored_at(stack.root)
     to_completed, dispatch, completion, closing, statuses = [], [], [], [], []
     last_close = began
     for job_id, t0, _ in submitted:
@@ -289,19 +347,24 @@ async def jobs(
         closing.append(closed - agent_log["finished"])
         statuses.append((await http.get(f"/api/v1/jobs/{job_id}")).json()["status"]["status"])
     rate = n / (last_close - began)
-    completed = statuses.count("completed")
-    res.add("jobs", f"jobs completed / submitted ({agents} agents)", f"{completed} / {n}")
-    res.add("jobs", "jobs/s (submit first → last completed)", f"{rate:.1f}")
-    res.add("jobs", "p50 submit-to-completed, saturated (ms)", ms(to_completed))
-    res.add("jobs", "p95 submit-to-completed, saturated (ms)", ms(to_completed, 0.95))
-    res.add("jobs", "p50 dispatch: submit → agent has it (ms)", ms(dispatch))
-    res.add("jobs", "p50 completion: agent done → COMPLETED stored (ms)", ms(completion))
-    res.add("jobs", "p50 agent done → job's workflow closed (ms)", ms(closing))
-    res.add("jobs", "p50 submit-to-completed, one at a time (ms)", ms(unloaded))
-    res.add("jobs", "p50 dispatch on an idle agent (ms)", ms(idle_dispatch))
-    res.add("jobs", "p50 completion, one at a time (ms)", ms(idle_completion))
-    res.add("jobs", "p50 agent done → workflow closed, one at a time (ms)", ms(idle_closed))
-    return rate, pct(unloaded, 0.5)
+    return JobsRound(rate, statuses.count("completed"), to_completed, dispatch, completion, closing)
+
+
+def report_jobs(rounds: list[JobsRound], n: int, agents: int, res: Results) -> None:
+    """The saturated rounds' latencies, pooled."""
+
+    def pooled(name: str) -> list[float]:
+        return [v for r in rounds for v in getattr(r, name)]
+
+    completed = sum(r.completed for r in rounds)
+    res.add(
+        "jobs", f"jobs completed / submitted ({agents} agents)", f"{completed} / {n * len(rounds)}"
+    )
+    res.add("jobs", "p50 submit-to-completed, saturated (ms)", ms(pooled("to_completed")))
+    res.add("jobs", "p95 submit-to-completed, saturated (ms)", ms(pooled("to_completed"), 0.95))
+    res.add("jobs", "p50 dispatch: submit → agent has it (ms)", ms(pooled("dispatch")))
+    res.add("jobs", "p50 completion: agent done → COMPLETED stored (ms)", ms(pooled("completion")))
+    res.add("jobs", "p50 agent done → job's workflow closed (ms)", ms(pooled("closing")))
 
 
 async def deep_queue(
@@ -351,17 +414,60 @@ async def measure(args: argparse.Namespace, stack: Stack) -> Results:
     res = Results()
     client = await Client.connect(stack.address)
     res.machine = await machine(client)
+    res.machine["load average at start"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     console.print(res.machine)
     async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:
         floor_rate, floor_p50 = await floor(client, args.floor, res)
-        job_rate, job_p50 = await jobs(http, client, stack, args.jobs, args.agents, res)
-        # The floor again, after the jobs: the ratio takes the mean of both, so a machine that
-        # changes speed during the run moves the floor as much as the jobs.
-        again, _ = await floor_saturated(client, args.floor)
-        res.add("floor", "workflows/s at saturation, again after the jobs", f"{again:.1f}")
-        ratio = job_rate / ((floor_rate + again) / 2)
-        res.add("ratios", "jobs/s ÷ floor workflows/s (mean of both)", f"{ratio:.2f}")
-        res.add("ratios", "job p50 ÷ floor p50 (one at a time)", f"{job_p50 / floor_p50:.1f}")
+        setup = await jobs_setup(http, client, stack, args.agents, res)
+        # Rounds interleave the floor and the jobs (floor, jobs, floor, ..., floor): each
+        # round's ratio takes the floor on both sides of it, so a machine whose speed drifts
+        # moves both alike, and the median of the rounds is the figure.
+        floors, rounds, ratios = [floor_rate], [], []
+        procs = stack.processes()
+        cpu: dict[str, float] = dict.fromkeys(procs, 0.0)
+        worker = procs["worker"]
+        if stack.profile is not None:
+            worker.send_signal(signal.SIGUSR1)
+        for k in range(1, args.rounds + 1):
+            # This process without its descendants: they are the stack, counted apart.
+            before = {name: cpu_seconds(p, name != "benchmark") for name, p in procs.items()}
+            rounds.append(await jobs_round(client, stack, setup, args.jobs, http))
+            for name, p in procs.items():
+                cpu[name] += cpu_seconds(p, name != "benchmark") - before[name]
+            if stack.profile is not None and k == args.rounds:
+                worker.send_signal(signal.SIGUSR2)
+            floors.append((await floor_saturated(client, args.floor))[0])
+            ratio = rounds[-1].rate / ((floors[-2] + floors[-1]) / 2)
+            ratios.append(ratio)
+            res.add(
+                "rounds",
+                f"round {k}: floor wf/s before, after; jobs/s; ratio",
+                f"{floors[-2]:.1f}, {floors[-1]:.1f}; {rounds[-1].rate:.1f}; {ratio:.2f}",
+            )
+        report_jobs(rounds, args.jobs, args.agents, res)
+        jobs_run = args.jobs * args.rounds
+        for name, seconds in cpu.items():
+            res.add(
+                "CPU per job",
+                f"{name} (ms, over the jobs rounds)",
+                f"{seconds / jobs_run * 1000:.1f}",
+            )
+        res.add("CPU per job", "all (ms)", f"{sum(cpu.values()) / jobs_run * 1000:.1f}")
+        res.add(
+            "ratios",
+            f"jobs/s ÷ floor workflows/s, median of {args.rounds} (min to max)",
+            f"{statistics.median(ratios):.2f} ({min(ratios):.2f} to {max(ratios):.2f})",
+        )
+        res.add(
+            "ratios", "job p50 ÷ floor p50 (one at a time)", f"{setup.unloaded_p50 / floor_p50:.1f}"
+        )
+        if stack.profile is not None:
+            await written(stack.profile)
+            areas, calls = profile_summary(stack.profile)
+            for name, share in areas:
+                res.add("profile", f"worker event loop, own time: {name}", f"{share:.0f}%")
+            for name, _, share in calls:
+                res.add("profile", f"worker event loop, under `{name}`", f"{share:.0f}%")
         await polling_cost(http, client, stack, args.agents + 1, args.poll_seconds, res)
         await deep_queue(http, client, stack, args.deep, args.agents, res)
     return res
@@ -369,7 +475,7 @@ async def measure(args: argparse.Namespace, stack: Stack) -> Results:
 
 def run(args: argparse.Namespace) -> Results:
     root = Path(tempfile.mkdtemp(prefix="ruckus-bench-"))
-    stack = Stack(root, args.agents)
+    stack = Stack(root, args.agents, args.profile)
     console.print(f"starting the stack under {root}")
     # SIGTERM unwinds like Ctrl-C, so the children are always stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -396,15 +502,42 @@ def report(res: Results, command: str) -> str:
     return "\n".join(lines)
 
 
+def keep_sections(out: Path, replaced: str | None = None) -> tuple[str, str]:
+    """The file's top part and its "## " sections, less the one titled `replaced`."""
+    if not out.exists():
+        return "", ""
+    text = out.read_text()
+    if OTHER_SECTIONS not in text:
+        return text, ""
+    top, rest = text.split(OTHER_SECTIONS, 1)
+    sections = ["## " + part for part in rest.split(OTHER_SECTIONS)]
+    kept = [part for part in sections if replaced is None or not part.startswith(replaced)]
+    return top, "\n".join(p.rstrip("\n") + "\n" for p in kept)
+
+
 def main() -> None:
+    # bench.fleet builds on this module's helpers: imported here, not at the top.
+    from bench import fleet
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--agents", type=int, default=10)
     parser.add_argument("--floor", type=int, default=300)
     parser.add_argument("--deep", type=int, default=2000)
     parser.add_argument("--poll-seconds", type=float, default=60)
+    parser.add_argument("--rounds", type=int, default=3, help="floor and jobs rounds, interleaved")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
+    fleet.add_arguments(parser)  # --profile there profiles the worker here too
     args = parser.parse_args()
+    command = "python -m bench.run " + " ".join(sys.argv[1:])
+    if args.fleet or args.fleet_from:
+        # The fleet alone (`make bench-fleet`): its section of the file is replaced.
+        results = fleet.load_results(args.fleet_from) if args.fleet_from else fleet.run_fleet(args)
+        top, kept = keep_sections(args.out, replaced=fleet.SECTION)
+        section = fleet.markdown(results, command.strip(), fleet.machine_line())
+        args.out.write_text(top.rstrip("\n") + "\n\n" + section + ("\n" + kept if kept else ""))
+        console.print(f"written to {args.out}")
+        return
     res = run(args)
     table = Table(title="Ruckus vs the engine's floor")
     for column in ("section", "measure", "value"):
@@ -412,12 +545,10 @@ def main() -> None:
     for row in res.rows:
         table.add_row(*row)
     console.print(table)
-    command = "make bench  # python -m bench.run " + " ".join(sys.argv[1:])
-    kept = ""
-    if args.out.exists():
-        text = args.out.read_text()
-        kept = text[text.index(OTHER_SECTIONS) + 1 :] if OTHER_SECTIONS in text else ""
-    args.out.write_text(report(res, command.strip()) + ("\n" + kept if kept else ""))
+    _, kept = keep_sections(args.out)
+    args.out.write_text(
+        report(res, "make bench  # " + command.strip()) + ("\n" + kept if kept else "")
+    )
     console.print(f"written to {args.out}")
 
 
