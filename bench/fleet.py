@@ -5,6 +5,7 @@ serving N + 1 fleet agents): every agent but the last is given a job that runs u
 benchmark ends it; while they run, the window measures the worker's and the dev server's CPU,
 poll lag, history events per job-minute, and the dispatch of new jobs on the spare agent; then
 the jobs end, spread out, and their completion latency is read from storage.
+Past 400 lines on purpose: one script whose measurements read in the order they run.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from temporalio.client import Client
 from activities.agent_queue import queue_workflow_id
 from bench.fleet_agent import FleetJob
 from bench.profiled import profile_summary
-from bench.run import cpu_seconds, experiment, free_port, pct, stored_at
+from bench.run import experiment, stored_at
+from bench.stack import cpu_seconds, free_port, pct
 from common.event_loop import run
 from ruckus.supervisor import Child, Supervisor, http_ok, temporal_ready
 from ruckus.temporal_server import dev_server_command

@@ -18,7 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.floor import FloorWorkflow, noop
-from bench.run import free_port
+from bench.stack import free_port
 from ruckus.supervisor import Child, Supervisor, temporal_ready
 from ruckus.temporal_server import dev_server_command
 
