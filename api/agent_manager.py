@@ -11,7 +11,7 @@ from api.errors import AgentUnreachableError
 from api.job_manager import JobManager
 from api.schemas import ID_RULE, is_valid_id
 from common.agent_client import AgentCallError, AgentUtility
-from common.models import AgentStatus, AgentStatusEnum, RegisteredAgentInfo, utcnow
+from common.models import AgentStatusEnum, RegisteredAgentInfo, ServedAgentStatus, utcnow
 from common.settings import JobManagerSettings, ServerSettings
 from common.storage import AlreadyExistsError, NotFoundError, StorageBackend
 
@@ -109,10 +109,10 @@ class AgentManager:
     async def get_agent_info(self, agent_id: str) -> RegisteredAgentInfo:
         return await self._storage.get_agent(agent_id)
 
-    async def get_agent_status(self, agent_id: str) -> AgentStatus:
+    async def get_agent_status(self, agent_id: str) -> ServedAgentStatus:
         return await self.live_status(await self._storage.get_agent(agent_id))
 
-    async def list_agent_status(self) -> list[AgentStatus]:
+    async def list_agent_status(self) -> list[ServedAgentStatus]:
         """Every agent's live status, asked concurrently, each within the status timeout."""
         agents = await self._storage.list_agents()
         return list(await asyncio.gather(*(self.live_status(a) for a in agents)))
@@ -129,15 +129,16 @@ class AgentManager:
             agent = agent.model_copy(update={"status": live.status})
         return agent
 
-    async def live_status(self, agent: RegisteredAgentInfo) -> AgentStatus:
+    async def live_status(self, agent: RegisteredAgentInfo) -> ServedAgentStatus:
         """The agent's answer, or `unavailable`; a change is recorded as its last-seen status."""
         try:
             async with asyncio.timeout(self._settings.agent_status_timeout):
-                status = await self.agents.get_agent_status(agent.agent_url)
+                answer = await self.agents.get_agent_status(agent.agent_url)
+            status = ServedAgentStatus.model_validate(answer.model_dump())
         except (AgentCallError, TimeoutError) as err:
             why = str(err) if err and str(err) else "it did not answer in time"
             log.info("agent %s is unavailable: %s", agent.agent_id, why)
-            status = AgentStatus(
+            status = ServedAgentStatus(
                 agent_id=agent.agent_id, status=AgentStatusEnum.UNAVAILABLE, reason=why
             )
         if status.agent_id != agent.agent_id:
@@ -147,7 +148,7 @@ class AgentManager:
                 status.agent_id,
                 agent.agent_id,
             )
-            status = AgentStatus(
+            status = ServedAgentStatus(
                 agent_id=agent.agent_id,
                 status=AgentStatusEnum.UNAVAILABLE,
                 reason=f"another agent ({status.agent_id}) answers at {agent.agent_url}",

@@ -25,13 +25,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from common.limits import MAX_DEPTH, MAX_EXPERIMENT_BYTES, json_size, problems
 from common.models import (
-    AgentStatus,
     ExperimentCapabilityRequirements,
     ExperimentSpec,
     JobInfo,
     JobStep,
     MetricsSpec,
     RegisteredAgentInfo,
+    ServedAgentStatus,
     TaskType,
 )
 from common.params import MAX_TIMEOUT_SECONDS, TASK_KINDS, check_spec
@@ -169,11 +169,11 @@ class AgentInfoAnswer(BaseModel):
 
 
 class AgentStatusListResponse(BaseModel):
-    agents: list[AgentStatus]
+    agents: list[ServedAgentStatus]
 
 
 class AgentStatusAnswer(BaseModel):
-    agent: AgentStatus
+    agent: ServedAgentStatus
 
 
 # Experiments

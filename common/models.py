@@ -382,12 +382,20 @@ class AgentStatus(WireModel):
     current_experiment_id: str | None = None
     uptime_seconds: float = 0.0
     timestamp: AwareDatetime = Field(default_factory=utcnow)
-    reason: str | None = Field(
-        default=None, description="Why the server sees the agent as unavailable"
-    )
     # Newest first and bounded by the agent (RUCKUS_AGENT_AVAILABLE_RESULTS).
     available_results: Annotated[list[AvailableResult], BeforeValidator(_available_results)] = (
         Field(default_factory=list)
+    )
+
+
+class ServedAgentStatus(AgentStatus):
+    """An agent's status as the server serves it: the agent's own answer, or unavailable and why.
+
+    `reason` is the server's: an agent's own status (the protocol's shape) never carries it.
+    """
+
+    reason: str | None = Field(
+        default=None, description="Why the server sees the agent as unavailable"
     )
 
 
