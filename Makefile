@@ -22,7 +22,7 @@ test: $(BIN)/.installed
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-compose.sh
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
