@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
 import os
 import signal
@@ -52,6 +53,17 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
+# Every child started here: whatever a failed fixture left running dies with the test process.
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for proc in _STARTED:
+        if proc.poll() is None:
+            proc.kill()
+
+
 class ManagedProcess:
     """A child process with its output in a log file, stopped or killed on request."""
 
@@ -66,6 +78,7 @@ class ManagedProcess:
         self.proc = subprocess.Popen(
             self.cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO
         )
+        _STARTED.append(self.proc)
         log.close()
 
     def alive(self) -> bool:
@@ -120,7 +133,11 @@ class TemporalDevServer(ManagedProcess):
             )
             return True
 
-        await wait_until(connects, timeout, interval=0.2, what="the Temporal dev server")
+        try:
+            await wait_until(connects, timeout, interval=0.2, what="the Temporal dev server")
+        except BaseException:
+            self.stop()  # a server that never became ready must not outlive the test
+            raise
 
     async def client(self) -> Client:
         return await Client.connect(self.address, data_converter=pydantic_data_converter)
@@ -147,7 +164,11 @@ class HttpService(ManagedProcess):
             async with httpx.AsyncClient(timeout=2) as http:
                 return (await http.get(self.url + "/health")).status_code == 200
 
-        await wait_until(healthy, timeout, interval=0.1, what=f"{self.url}/health")
+        try:
+            await wait_until(healthy, timeout, interval=0.1, what=f"{self.url}/health")
+        except BaseException:
+            self.stop()  # a process that never became healthy must not outlive the test
+            raise
 
 
 class FakeAgent(HttpService):
