@@ -273,9 +273,14 @@ def build_app(agent_id: str) -> FastAPI:
         log.append({"call": "finish", "job_id": job_id, "at": now().isoformat()})
         if job.callback_url and not behaviour.lose_callbacks:
             note = {"job_id": job_id, "status": {"status": status, "message": job.message}}
-            async with httpx.AsyncClient(timeout=5) as http:
-                answer = await http.post(job.callback_url, json=note)
-            log.append({"call": "callback", "job_id": job_id, "answer": answer.status_code})
+            # Best effort, as a real agent's: a slow or failed notification is the poll's job.
+            try:
+                async with httpx.AsyncClient(timeout=15) as http:
+                    answer = await http.post(job.callback_url, json=note)
+                code: int | str = answer.status_code
+            except httpx.HTTPError as err:
+                code = repr(err)
+            log.append({"call": "callback", "job_id": job_id, "answer": code})
         return {"job_id": job_id, "status": status}
 
     @app.post("/control/log/{job_id}")
