@@ -194,7 +194,9 @@ class JobPolicy(BaseModel):
     queue_holder_check_interval: float = Field(
         default=60.0,
         gt=0,
-        description="How often a queue checks that the job holding its agent is still open",
+        description="Seconds between a queue's checks that the job holding its agent is still "
+        "open (a terminated job's workflow never frees it) while other jobs wait for the agent; "
+        "ten times as long while none does",
     )
 
 

@@ -24,6 +24,8 @@ with workflow.unsafe.imports_passed_through():
 # Job ids remembered after they finish, so a late or repeated enqueue is not run again.
 FINISHED_MEMORY = 1000
 GRANT_RETRY_PAUSE = timedelta(seconds=5)
+# While no job waits, a closed holder keeps the agent from nobody: its check can wait longer.
+IDLE_HOLDER_CHECK_FACTOR = 10
 
 
 @workflow.defn(name=QUEUE_WORKFLOW_TYPE)
@@ -80,12 +82,25 @@ class AgentQueueWorkflow:
             return self._can_grant() or self._history_is_long()
 
         while True:
-            check = self._state.holder_check if self._state.holder is not None else None
+            waiting = bool(self._state.waiting)
             try:
-                await workflow.wait_condition(ready, timeout=check)
-                return
+                # A first job to wait shortens the check: the loop starts its timer again.
+                await workflow.wait_condition(
+                    lambda was=waiting: ready() or bool(self._state.waiting) != was,
+                    timeout=self._holder_check(),
+                )
             except TimeoutError:
                 await self._check_holder()
+                continue
+            if ready():
+                return
+
+    def _holder_check(self) -> float | None:
+        """Seconds to the next check on the holder: the setting while jobs wait, else longer."""
+        s = self._state
+        if s.holder is None:
+            return None
+        return s.holder_check if s.waiting else s.holder_check * IDLE_HOLDER_CHECK_FACTOR
 
     async def _check_holder(self) -> None:
         """Free the agent if the holder's workflow closed without releasing it (terminated)."""

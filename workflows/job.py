@@ -60,9 +60,6 @@ with workflow.unsafe.imports_passed_through():
         until_done,
     )
 
-# Recorded even when nothing changed, so the stored timestamp shows the job is watched.
-RECORD_REFRESH = timedelta(seconds=60)
-
 
 @workflow.defn
 class JobWorkflow(JobRecords):
@@ -292,24 +289,18 @@ class JobWorkflow(JobRecords):
         # Only an agent told where to report can be trusted to report.
         self._notifies = self._notifies and dispatch.callbacks
         now = workflow.now()
-        self._progress = JobProgress(
-            dispatched_at=now, deadline=now + self._inp.timeout, last_recorded_at=now
-        )
+        self._progress = JobProgress(dispatched_at=now, deadline=now + self._inp.timeout)
         self._phase = Phase.SENT
         return None
 
     async def _refresh(self, reported: JobStatus) -> None:
-        """Record what the agent says of a running job when it changed (stage, progress too),
-        and at least every RECORD_REFRESH, so the stored timestamp shows the job is watched."""
-        assert self._progress is not None
-        shown = ("status", "message", "stage", "progress")
-        last = self._job.status.model_dump(include=set(shown))
-        changed = reported.model_dump(include=set(shown)) != last
-        stale = workflow.now() - self._progress.last_recorded_at >= RECORD_REFRESH
-        if changed or stale:
-            await self._record(reported.model_copy(update={"attempt": self._attempt}))
-            self._progress.last_recorded_at = workflow.now()
-        if changed and reported.stage:
+        """Record what the agent says of a running job when it changed (stage, progress too):
+        a poll that finds nothing new writes nothing."""
+        shown = {"status", "message", "stage", "progress"}
+        if reported.model_dump(include=shown) == self._job.status.model_dump(include=shown):
+            return
+        await self._record(reported.model_copy(update={"attempt": self._attempt}))
+        if reported.stage:
             done = f" ({reported.progress:.0%})" if reported.progress is not None else ""
             workflow.set_current_details(f"{reported.stage}{done}")
 

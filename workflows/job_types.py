@@ -36,7 +36,6 @@ class JobProgress(BaseModel):
 
     dispatched_at: datetime
     deadline: datetime
-    last_recorded_at: datetime
 
 
 class JobInput(BaseModel):

