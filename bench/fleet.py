@@ -75,6 +75,7 @@ class FleetResult:
     completed: int = 0
     refused: int = 0
     submit_seconds: float = 0.0
+    worker_rss_mib: float = 0.0
     profile: list[tuple[str, float]] = field(default_factory=list)
     profile_calls: list[tuple[str, float, float]] = field(default_factory=list)
 
@@ -279,6 +280,7 @@ class Fleet:
             worker.send_signal(signal.SIGUSR2)
         cpu1 = {name: cpu_seconds(p) for name, p in procs.items()}
         threads1 = thread_seconds(worker)
+        res.worker_rss_mib = worker.memory_info().rss / 2**20
         log1 = await self.log()
         res.load = os.getloadavg()
         res.window = t1 - t0
@@ -402,6 +404,7 @@ def rows(r: FleetResult) -> list[tuple[str, str]]:
         ("dev server CPU, % of the machine", f"{cpu['temporal']:.1f}"),
         ("worker + dev server CPU, % of the machine", f"{r.watchers_cpu:.1f}"),
         ("worker + dev server CPU per 1,000 jobs watched, %", f"{per_job:.1f}"),
+        ("worker memory RSS at the window's end (MiB)", f"{r.worker_rss_mib:.0f}"),
         ("API CPU, % of the machine", f"{cpu['api']:.1f}"),
         ("fleet agents' CPU, % of the machine", f"{cpu['fleet']:.1f}"),
         ("status polls per second (all jobs)", f"{r.polls_per_s:.1f}"),

@@ -241,6 +241,13 @@ class JobManagerSettings(JobPolicy, BaseSettings):
         "worker takes it: what a crashed worker costs the jobs it was running (Temporal's "
         "default is 10)",
     )
+    worker_max_cached_workflows: int = Field(
+        default=5000,
+        ge=0,
+        description="Workflows a worker keeps in memory between their tasks, two per running "
+        "job (the job and its agent's queue); a workflow past it replays its whole history at "
+        "its next task (Temporal's default is 1000)",
+    )
     temporal_namespace: str | None = Field(
         default=None, description="Overrides TEMPORAL_NAMESPACE when set"
     )

@@ -52,6 +52,7 @@ def build_worker(
         # A workflow this worker cached goes to any worker once this one has not taken its
         # next task for so long: the cost of a crashed worker's cached workflows.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.worker_sticky_timeout),
+        max_cached_workflows=settings.worker_max_cached_workflows,
         workflows=[JobWorkflow, AgentQueueWorkflow, RunWorkflow],
         workflow_runner=workflow_runner(),
         activities=[
