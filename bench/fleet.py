@@ -404,7 +404,10 @@ def rows(r: FleetResult) -> list[tuple[str, str]]:
         ("dev server CPU, % of the machine", f"{cpu['temporal']:.1f}"),
         ("worker + dev server CPU, % of the machine", f"{r.watchers_cpu:.1f}"),
         ("worker + dev server CPU per 1,000 jobs watched, %", f"{per_job:.1f}"),
-        ("worker memory RSS at the window's end (MiB)", f"{r.worker_rss_mib:.0f}"),
+        (
+            "worker memory RSS at the window's end (MiB)",
+            f"{r.worker_rss_mib:.0f}" if r.worker_rss_mib else "not measured",
+        ),
         ("API CPU, % of the machine", f"{cpu['api']:.1f}"),
         ("fleet agents' CPU, % of the machine", f"{cpu['fleet']:.1f}"),
         ("status polls per second (all jobs)", f"{r.polls_per_s:.1f}"),
