@@ -120,7 +120,14 @@ def build_app(agent_id: str) -> FastAPI:
         }
 
     @app.get("/api/v1/status")
-    async def status() -> Any:
+    async def status(request: Request) -> Any:
+        if behaviour.status_mode == "hang":
+            # Never answered; the log says when it was asked and when its caller gave up.
+            log.append({"call": "status_asked", "at": now().isoformat()})
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            log.append({"call": "status_abandoned", "at": now().isoformat()})
+            return Response(status_code=499)
         bad = await misbehave(behaviour.status_mode)
         if bad is not None:
             return bad
