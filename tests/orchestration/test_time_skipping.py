@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -84,37 +85,49 @@ def poll_timers(history: WorkflowHistory) -> list[float]:
     ]
 
 
+@asynccontextmanager
+async def trusted_agent(
+    env: WorkflowEnvironment, storage: StorageBackend, agent: FakeAgent, **policy: float
+) -> AsyncIterator[tuple[JobManager, str]]:
+    """A worker and job manager, and an experiment, for an agent trusted to report job ends
+    whose reports are lost: callbacks are offered to nowhere."""
+    settings = JobManagerSettings(
+        task_queue=f"ts-{uuid.uuid4().hex[:8]}",
+        job_status_safety_polling_interval=60,
+        callback_base_url="http://127.0.0.1:9",
+        **policy,
+    )
+    await storage.set_agent_notifies(agent.agent_id, True)
+    await agent.control(job_duration=None, lose_callbacks=True)
+    agents = AgentUtility()
+    try:
+        async with build_worker(env.client, storage, agents, settings):
+            yield JobManager(storage, env.client, settings), (await new_experiment(storage)).id
+    finally:
+        await agents.aclose()
+
+
 async def test_an_agent_that_reports_ends_is_polled_as_a_safety_net_until_it_misses_one(
     env: WorkflowEnvironment, storage: StorageBackend, fake_agent: FakeAgent
 ) -> None:
-    settings = JobManagerSettings(
-        task_queue=f"ts-{uuid.uuid4().hex[:8]}",
-        job_status_polling_interval=5,
-        job_status_safety_polling_interval=60,
-        # Callbacks are offered (to nowhere: this agent loses them).
-        callback_base_url="http://127.0.0.1:9",
-    )
-    await storage.set_agent_notifies(fake_agent.agent_id, True)
-    await fake_agent.control(job_duration=None, lose_callbacks=True)
-    agents = AgentUtility()
-    async with build_worker(env.client, storage, agents, settings):
-        manager = JobManager(storage, env.client, settings)
-        exp = await new_experiment(storage)
-        trusted = await manager.create_job(exp.id, fake_agent.agent_id)
+    async with trusted_agent(env, storage, fake_agent, job_status_polling_interval=5) as (
+        manager,
+        exp,
+    ):
+        trusted = await manager.create_job(exp, fake_agent.agent_id)
         await env.sleep(timedelta(minutes=5))
         await fake_agent.finish(trusted.job_id)  # and its notification is lost
         await env.sleep(timedelta(minutes=2))
         await wait_for_status(storage, trusted.job_id, JobStatusEnum.COMPLETED)
         # The missed notification brings the agent back to the usual interval.
         assert (await storage.get_agent(fake_agent.agent_id)).notifies is False
-        usual = await manager.create_job(exp.id, fake_agent.agent_id)
+        usual = await manager.create_job(exp, fake_agent.agent_id)
         await env.sleep(timedelta(minutes=1))
         await fake_agent.finish(usual.job_id)
         await env.sleep(timedelta(seconds=30))
         await wait_for_status(storage, usual.job_id, JobStatusEnum.COMPLETED)
         first = await env.client.get_workflow_handle(trusted.job_id).fetch_history()
         second = await env.client.get_workflow_handle(usual.job_id).fetch_history()
-    await agents.aclose()
     safety, quick = poll_timers(first), poll_timers(second)
     # A minute, give or take the jitter, for a trusted agent; the request's 5 s after.
     assert safety and all(54 <= t <= 66 for t in safety), safety
@@ -140,19 +153,11 @@ def local_activity_markers(history: WorkflowHistory, activity_type: str) -> int:
 async def test_a_long_job_on_a_reporting_agent_costs_little_and_a_terminated_one_frees_the_agent(
     env: WorkflowEnvironment, storage: StorageBackend, fake_agent: FakeAgent
 ) -> None:
-    settings = JobManagerSettings(
-        task_queue=f"ts-{uuid.uuid4().hex[:8]}",
-        job_status_safety_polling_interval=60,
-        queue_holder_check_interval=60,
-        callback_base_url="http://127.0.0.1:9",
-    )
-    await storage.set_agent_notifies(fake_agent.agent_id, True)
-    await fake_agent.control(job_duration=None, lose_callbacks=True)
-    agents = AgentUtility()
-    async with build_worker(env.client, storage, agents, settings):
-        manager = JobManager(storage, env.client, settings)
-        exp = await new_experiment(storage)
-        job = await manager.create_job(exp.id, fake_agent.agent_id)
+    async with trusted_agent(env, storage, fake_agent, queue_holder_check_interval=60) as (
+        manager,
+        exp,
+    ):
+        job = await manager.create_job(exp, fake_agent.agent_id)
         await env.sleep(timedelta(minutes=30))
         handle = env.client.get_workflow_handle(job.job_id)
         history = await handle.fetch_history()
@@ -165,7 +170,6 @@ async def test_a_long_job_on_a_reporting_agent_costs_little_and_a_terminated_one
         await wait_until(
             lambda: queue_is_free(manager, fake_agent.agent_id), what="the agent to be freed"
         )
-    await agents.aclose()
     assert "terminated" in failed.status.message
     # Half an hour of safety polls, a minute apart, wrote the unchanged job once: RUNNING.
     polls = poll_timers(history)
