@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -37,10 +38,14 @@ class AgentQueueWorkflow:
 
     @workflow.run
     async def run(self, state: QueueState) -> None:
+        # Beside the queue, not in its loop: a check timer started afresh at every grant would
+        # cost two history events a job.
+        watch = asyncio.create_task(self._watch_holder())
         while True:
-            await self._wait_for_turn()
+            await workflow.wait_condition(lambda: self._can_grant() or self._history_is_long())
             if self._history_is_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                watch.cancel()
                 workflow.continue_as_new(self._state)
             await self.process_next_job()
 
@@ -75,32 +80,21 @@ class AgentQueueWorkflow:
             workflow.logger.warning("cannot grant agent to %s: its workflow is gone", job_id)
             self.release(job_id)
 
-    async def _wait_for_turn(self) -> None:
-        """Until the agent can be granted (or history is long), checking on the job holding it."""
-
-        def ready() -> bool:
-            return self._can_grant() or self._history_is_long()
-
+    async def _watch_holder(self) -> None:
+        """Check on the job holding the agent: every `holder_check` while jobs wait for it, ten
+        times as seldom while none does, not at all while the agent is free."""
         while True:
+            if self._state.holder is None and not self._state.waiting:
+                await workflow.wait_condition(lambda: self._state.holder is not None)
             waiting = bool(self._state.waiting)
+            interval = self._state.holder_check * (1 if waiting else IDLE_HOLDER_CHECK_FACTOR)
             try:
-                # A first job to wait shortens the check: the loop starts its timer again.
+                # A first job to wait shortens the wait: the timer starts again.
                 await workflow.wait_condition(
-                    lambda was=waiting: ready() or bool(self._state.waiting) != was,
-                    timeout=self._holder_check(),
+                    lambda was=waiting: bool(self._state.waiting) != was, timeout=interval
                 )
             except TimeoutError:
                 await self._check_holder()
-                continue
-            if ready():
-                return
-
-    def _holder_check(self) -> float | None:
-        """Seconds to the next check on the holder: the setting while jobs wait, else longer."""
-        s = self._state
-        if s.holder is None:
-            return None
-        return s.holder_check if s.waiting else s.holder_check * IDLE_HOLDER_CHECK_FACTOR
 
     async def _check_holder(self) -> None:
         """Free the agent if the holder's workflow closed without releasing it (terminated)."""
