@@ -90,6 +90,16 @@ def registered(api: HttpService, agent_id: str, url: str, key: str | None = None
     return wait_until(at_url, 60, interval=0.1, what=f"agent {agent_id} registered at {url}")
 
 
+def joined_agent(api: HttpService, started: list[CliAgent], cwd: Path) -> str:
+    """The id of a `ruckus agent --server` started (and listed for stopping) once the API
+    has it."""
+    agent = CliAgent(cwd, "--server", api.url)
+    started.append(agent)
+    agent_id = agent.agent_id()
+    registered(api, agent_id, agent.url)
+    return agent_id
+
+
 def tiny_experiment(tmp_path: Path, experiment_id: str, **params: Any) -> Path:
     spec = {
         "id": experiment_id,

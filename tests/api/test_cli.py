@@ -17,6 +17,7 @@ from tests.api.cli_support import (
     REPO,
     CliAgent,
     api_get,
+    joined_agent,
     registered,
     ruckus,
     tiny_experiment,
@@ -34,10 +35,7 @@ def submit_and_wait(cli_api: HttpService, experiment_id: str, agent_id: str) -> 
 def test_a_user_runs_a_job_from_the_command_line(
     cli_api: HttpService, cli_agents: list[CliAgent], tmp_path: Path
 ) -> None:
-    agent = CliAgent(tmp_path, "--server", cli_api.url)
-    cli_agents.append(agent)
-    agent_id = agent.agent_id()
-    registered(cli_api, agent_id, agent.url)
+    agent_id = joined_agent(cli_api, cli_agents, tmp_path)
     experiment_id = f"cli-run-{uuid.uuid4().hex[:8]}"
     created = ruckus(
         cli_api, "experiments", "create", "-f", str(tiny_experiment(tmp_path, experiment_id))
@@ -72,10 +70,7 @@ def test_a_user_runs_a_job_from_the_command_line(
 def test_results_of_a_failed_job_show_its_status_and_error_and_exit_non_zero(
     cli_api: HttpService, cli_agents: list[CliAgent], tmp_path: Path
 ) -> None:
-    agent = CliAgent(tmp_path, "--server", cli_api.url)
-    cli_agents.append(agent)
-    agent_id = agent.agent_id()
-    registered(cli_api, agent_id, agent.url)
+    agent_id = joined_agent(cli_api, cli_agents, tmp_path)
     # An LLM endpoint where nothing listens: the job fails on the agent with a clear error.
     experiment_id = f"cli-fails-{uuid.uuid4().hex[:8]}"
     spec = {

@@ -15,6 +15,7 @@ from tests.api.cli_support import (
     CliAgent,
     api_get,
     clean_env,
+    joined_agent,
     registered,
     ruckus,
 )
@@ -128,10 +129,7 @@ def test_the_server_url_and_key_come_from_the_environment_too(
 def test_unregister_forgets_the_agent(
     cli_api: HttpService, cli_agents: list[CliAgent], tmp_path: Path
 ) -> None:
-    agent = CliAgent(tmp_path, "--server", cli_api.url)
-    cli_agents.append(agent)
-    agent_id = agent.agent_id()
-    registered(cli_api, agent_id, agent.url)
+    agent_id = joined_agent(cli_api, cli_agents, tmp_path)
 
     done = ruckus(cli_api, "agents", "unregister", agent_id, columns=80)
 
