@@ -38,10 +38,9 @@ from activities.agent_queue import queue_workflow_id
 from bench.fleet_agent import FleetJob
 from bench.profiled import profile_summary
 from bench.run import experiment, stored_at
-from bench.stack import cpu_seconds, free_port, pct
+from bench.stack import cpu_seconds, free_port, pct, temporal_child
 from common.event_loop import run
 from ruckus.supervisor import Child, Supervisor, http_ok, temporal_ready
-from ruckus.temporal_server import dev_server_command
 
 console = Console()
 FLEET_LOG = TypeAdapter(dict[str, FleetJob])
@@ -110,11 +109,7 @@ class FleetStack:
             fleet.append("--no-notify")
         logs = root / "logs"
         self.children = {
-            "temporal": Child(
-                "temporal",
-                dev_server_command(db_file=root / "temporal.db", port=self.temporal_port),
-                logs / "temporal.log",
-            ),
+            "temporal": temporal_child(root, self.temporal_port),
             "worker": Child("worker", [*python, *worker], logs / "worker.log", env),
             "api": Child(
                 "api",

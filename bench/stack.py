@@ -38,6 +38,15 @@ def ms(values: list[float], q: float = 0.5) -> str:
     return f"{pct(values, q) * 1000:.0f}"
 
 
+def temporal_child(root: Path, port: int) -> Child:
+    """The benchmark's own Temporal dev server, its database and log under `root`."""
+    return Child(
+        "temporal",
+        dev_server_command(db_file=root / "temporal.db", port=port),
+        root / "logs" / "temporal.log",
+    )
+
+
 class Stack:
     """The processes of one benchmark run, all children of this one."""
 
@@ -60,11 +69,7 @@ class Stack:
         python = [sys.executable, "-m"]
         logs = root / "logs"
         self.children = {
-            "temporal": Child(
-                "temporal",
-                dev_server_command(db_file=root / "temporal.db", port=self.temporal_port),
-                logs / "temporal.log",
-            ),
+            "temporal": temporal_child(root, self.temporal_port),
             "floor": Child(
                 "floor worker",
                 [*python, "bench.floor", "--address", self.address, "--task-queue", "floor"],
