@@ -79,7 +79,8 @@ async def test_agent_forgetting_the_job_fails_it_with_a_clear_message(
     await fake_agent.control(job_duration=None)
     exp = await new_experiment(storage)
     job = await job_manager.create_job(exp.id, fake_agent.agent_id)
-    await wait_for_status(storage, job.job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
+    # Killed only once it holds the job: a kill mid-sending would just have the job sent again.
+    await wait_until(lambda: fake_agent.holds(job.job_id), what="the agent to hold the job")
     # A restart wipes this agent's memory of its jobs.
     fake_agent.kill()
     await fake_agent.start_and_wait()

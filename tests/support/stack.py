@@ -204,5 +204,11 @@ class FakeAgent(HttpService):
         async with httpx.AsyncClient() as http:
             return list((await http.get(self.url + "/control/log")).json())
 
+    async def holds(self, job_id: str) -> bool:
+        """Whether the agent says it is running this job."""
+        async with httpx.AsyncClient() as http:
+            state = (await http.get(self.url + "/api/v1/status")).json()
+        return job_id in state["running_jobs"]
+
     async def executed(self) -> list[str]:
         return [e["job_id"] for e in await self.log() if e["call"] == "execute"]
