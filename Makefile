@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test lint clean bench bench-fleet bench-pragmas
+.PHONY: run test lint clean bench bench-fleet bench-pragmas bench-elements
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench-fleet: $(BIN)/.installed
 
 bench-pragmas: $(BIN)/.installed
 	$(BIN)/python -m bench.pragmas
+
+bench-elements: $(BIN)/.installed
+	$(BIN)/python -m bench.elements
 
 .PHONY: chaos
 chaos: $(BIN)/.installed
