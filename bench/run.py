@@ -210,8 +210,33 @@ class JobsRound:
     closing: list[float]
 
 
+class CpuMeter:
+    """CPU seconds of the stack's processes, summed over the windows it is started and stopped
+    for; the benchmark's own process without its descendants (they are the stack)."""
+
+    def __init__(self, procs: dict[str, psutil.Process]) -> None:
+        self.procs = procs
+        self.total = dict.fromkeys(procs, 0.0)
+        self._started: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        return {name: cpu_seconds(p, name != "benchmark") for name, p in self.procs.items()}
+
+    def start(self) -> None:
+        self._started = self._now()
+
+    def stop(self) -> None:
+        for name, seconds in self._now().items():
+            self.total[name] += seconds - self._started[name]
+
+
 async def jobs_round(
-    client: Client, stack: Stack, setup: JobsSetup, n: int, http: httpx.AsyncClient
+    client: Client,
+    stack: Stack,
+    setup: JobsSetup,
+    n: int,
+    http: httpx.AsyncClient,
+    meter: CpuMeter,
 ) -> JobsRound:
     agent_ids, exp = setup.agent_ids, setup.exp
     agents = len(agent_ids)
@@ -219,11 +244,14 @@ async def jobs_round(
     # every response, and one pool for all 300 made the benchmark's own client a tenth of the
     # CPU per job.
     clients = [httpx.AsyncClient(base_url=stack.api_url, timeout=60) for _ in agent_ids]
+    meter.start()
     began = time.time()
     submitted = await asyncio.gather(
         *(submit(clients[i % agents], exp, agent_ids[i % agents]) for i in range(n))
     )
     await wait_terminal(client, [s[0] for s in submitted], 600)
+    # Only the jobs' own work: the reads below that measure them stay out of their CPU.
+    meter.stop()
     for c in clients:
         await c.aclose()
     logs: dict[str, dict[str, Any]] = {}
@@ -321,16 +349,12 @@ async def measure(args: argparse.Namespace, stack: Stack) -> Results:
         # moves both alike, and the median of the rounds is the figure.
         floors, rounds, ratios = [floor_rate], [], []
         procs = stack.processes()
-        cpu: dict[str, float] = dict.fromkeys(procs, 0.0)
+        meter = CpuMeter(procs)
         worker = procs["worker"]
         if stack.profile is not None:
             worker.send_signal(signal.SIGUSR1)
         for k in range(1, args.rounds + 1):
-            # This process without its descendants: they are the stack, counted apart.
-            before = {name: cpu_seconds(p, name != "benchmark") for name, p in procs.items()}
-            rounds.append(await jobs_round(client, stack, setup, args.jobs, http))
-            for name, p in procs.items():
-                cpu[name] += cpu_seconds(p, name != "benchmark") - before[name]
+            rounds.append(await jobs_round(client, stack, setup, args.jobs, http, meter))
             if stack.profile is not None and k == args.rounds:
                 worker.send_signal(signal.SIGUSR2)
             floors.append((await floor_saturated(client, args.floor))[0])
@@ -343,13 +367,13 @@ async def measure(args: argparse.Namespace, stack: Stack) -> Results:
             )
         report_jobs(rounds, args.jobs, args.agents, res)
         jobs_run = args.jobs * args.rounds
-        for name, seconds in cpu.items():
+        for name, seconds in meter.total.items():
             res.add(
                 "CPU per job",
                 f"{name} (ms, over the jobs rounds)",
                 f"{seconds / jobs_run * 1000:.1f}",
             )
-        res.add("CPU per job", "all (ms)", f"{sum(cpu.values()) / jobs_run * 1000:.1f}")
+        res.add("CPU per job", "all (ms)", f"{sum(meter.total.values()) / jobs_run * 1000:.1f}")
         res.add(
             "ratios",
             f"jobs/s ÷ floor workflows/s, median of {args.rounds} (min to max)",
