@@ -329,7 +329,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--agent-id", default="fake-agent")
     args = parser.parse_args()
-    uvicorn.run(build_app(args.agent_id), host="127.0.0.1", port=args.port, log_level="warning")
+    # A request left hanging (hang mode) must not hold the test's teardown for long.
+    uvicorn.run(
+        build_app(args.agent_id),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=1,
+    )
 
 
 if __name__ == "__main__":
