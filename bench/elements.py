@@ -168,6 +168,11 @@ VARIANTS = [
     Variant("+ 2 search attribute upserts", started("Upserts")),
     Variant("+ a timer started and cancelled", started("CancelledTimer")),
     Variant("+ an update at start (update-with-start)", submitted),
+    # About a job's start input (its record, spec and policy), carried in and out again.
+    Variant(
+        "+ 2 KB of input, its local activity's result and its own",
+        started("LocalActivity", "x" * 2048),
+    ),
     Variant("the floor: one activity (2 workflow tasks)", started("FloorWorkflow")),
 ]
 
