@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,11 +21,47 @@ REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
+# Ports a test may hand to a child start here, below the range the OS draws from for the
+# local end of outgoing connections (and for port 0).
+LOWEST_TEST_PORT = 10000
+_handed_out: set[int] = set()
+# Its own generator: a plugin that reseeds `random` for every test would repeat the draws.
+_draw = random.Random()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port nobody listens on now that stays free until the child binds it: drawn from this
+    test process's own share of the ports below the OS's ephemeral range, so neither an
+    outgoing connection nor another test process can take it in between."""
+    low, high = _port_share()
+    for _ in range(200):
+        port = _draw.randrange(low, high)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port between {low} and {high}")
+
+
+def _port_share() -> tuple[int, int]:
+    """This pytest process's slice of [LOWEST_TEST_PORT, first ephemeral port)."""
+    try:
+        ranges = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        first_ephemeral = int(ranges[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 32768  # Linux's default
+    high = max(first_ephemeral, LOWEST_TEST_PORT + 2000)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) if worker.isdigit() else 0
+    count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), index + 1)
+    width = (high - LOWEST_TEST_PORT) // count
+    low = LOWEST_TEST_PORT + index * width
+    return low, low + width
 
 
 def wait_until(
