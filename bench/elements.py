@@ -29,7 +29,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from bench.floor import FloorWorkflow, noop
-from bench.stack import cpu_seconds, free_port, temporal_child
+from bench.stack import CpuMeter, free_port, temporal_child
 from common.temporal import JOB_STATUS_KEY
 from ruckus.supervisor import Supervisor, temporal_ready
 from workflows.worker import workflow_runner
@@ -187,14 +187,15 @@ class Figures:
 async def round_of(
     client: Client, queue: str, variant: Variant, n: int, server: psutil.Process
 ) -> Figures:
-    here = psutil.Process()
-    before = cpu_seconds(server), cpu_seconds(here, descendants=False)
+    # This process is the worker and the client; the dev server is its child.
+    meter = CpuMeter({"temporal": server, "benchmark": psutil.Process()})
+    meter.start()
     began = time.perf_counter()
     await asyncio.gather(*(variant.run(client, queue, f"e-{uuid.uuid4().hex}") for _ in range(n)))
     rate = n / (time.perf_counter() - began)
-    server_s = cpu_seconds(server) - before[0]
-    worker_s = cpu_seconds(here, descendants=False) - before[1]
-    return Figures(rate, server_s / n * 1000, worker_s / n * 1000)
+    meter.stop()
+    ms_each = {name: seconds / n * 1000 for name, seconds in meter.total.items()}
+    return Figures(rate, ms_each["temporal"], ms_each["benchmark"])
 
 
 async def measure(address: str, server: psutil.Process, n: int, rounds: int) -> Table:

@@ -38,7 +38,7 @@ from activities.agent_queue import queue_workflow_id
 from bench.fleet_agent import FleetJob
 from bench.profiled import profile_summary
 from bench.run import experiment, stored_at
-from bench.stack import cpu_seconds, free_port, pct, temporal_child
+from bench.stack import CpuMeter, free_port, pct, temporal_child
 from common.event_loop import run
 from ruckus.supervisor import Child, Supervisor, http_ok, temporal_ready
 
@@ -262,7 +262,8 @@ class Fleet:
         )
         procs = {name: stack.process(name) for name in ("worker", "temporal", "api", "fleet")}
         worker = procs["worker"]
-        cpu0 = {name: cpu_seconds(p) for name, p in procs.items()}
+        meter = CpuMeter(procs)
+        meter.start()
         threads0 = thread_seconds(worker)
         t0 = time.time()
         if args.profile:
@@ -273,14 +274,14 @@ class Fleet:
         t1 = time.time()
         if args.profile:
             worker.send_signal(signal.SIGUSR2)
-        cpu1 = {name: cpu_seconds(p) for name, p in procs.items()}
+        meter.stop()
         threads1 = thread_seconds(worker)
         res.worker_rss_mib = worker.memory_info().rss / 2**20
         log1 = await self.log()
         res.load = os.getloadavg()
         res.window = t1 - t0
         cores = psutil.cpu_count() or 1
-        res.cpu = {k: (cpu1[k] - cpu0[k]) / (res.window * cores) * 100 for k in procs}
+        res.cpu = {k: v / (res.window * cores) * 100 for k, v in meter.total.items()}
         main = worker.pid
         other = sum(v - threads0.get(t, 0.0) for t, v in threads1.items() if t != main)
         res.worker_threads = {

@@ -34,7 +34,7 @@ from temporalio.client import Client
 from activities.agent_queue import queue_workflow_id
 from bench.floor import FloorWorkflow
 from bench.profiled import profile_summary, written
-from bench.stack import Stack, cpu_seconds, ms, pct
+from bench.stack import CpuMeter, Stack, ms, pct
 from ruckus.temporal_server import find_temporal_binary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -208,26 +208,6 @@ class JobsRound:
     dispatch: list[float]
     completion: list[float]
     closing: list[float]
-
-
-class CpuMeter:
-    """CPU seconds of the stack's processes, summed over the windows it is started and stopped
-    for; the benchmark's own process without its descendants (they are the stack)."""
-
-    def __init__(self, procs: dict[str, psutil.Process]) -> None:
-        self.procs = procs
-        self.total = dict.fromkeys(procs, 0.0)
-        self._started: dict[str, float] = {}
-
-    def _now(self) -> dict[str, float]:
-        return {name: cpu_seconds(p, name != "benchmark") for name, p in self.procs.items()}
-
-    def start(self) -> None:
-        self._started = self._now()
-
-    def stop(self) -> None:
-        for name, seconds in self._now().items():
-            self.total[name] += seconds - self._started[name]
 
 
 async def jobs_round(

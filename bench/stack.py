@@ -38,6 +38,26 @@ def ms(values: list[float], q: float = 0.5) -> str:
     return f"{pct(values, q) * 1000:.0f}"
 
 
+class CpuMeter:
+    """CPU seconds of processes by name, summed over the windows it is started and stopped for;
+    the one named "benchmark" (the measuring process) without its descendants (the stack)."""
+
+    def __init__(self, procs: dict[str, psutil.Process]) -> None:
+        self.procs = procs
+        self.total = dict.fromkeys(procs, 0.0)
+        self._started: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        return {name: cpu_seconds(p, name != "benchmark") for name, p in self.procs.items()}
+
+    def start(self) -> None:
+        self._started = self._now()
+
+    def stop(self) -> None:
+        for name, seconds in self._now().items():
+            self.total[name] += seconds - self._started[name]
+
+
 def temporal_child(root: Path, port: int) -> Child:
     """The benchmark's own Temporal dev server, its database and log under `root`."""
     return Child(
