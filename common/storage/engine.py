@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from common.settings import StorageSettings
+from common.storage.sqlite_driver import one_trip_dbapi
 
 # Execution option that marks a connection as a writer: on SQLite it begins with BEGIN IMMEDIATE,
 # taking the write lock up front instead of failing to upgrade a read lock halfway through.
@@ -48,7 +49,9 @@ def _sqlite_engine(url: URL, settings: StorageSettings) -> AsyncEngine:
     if not url.database or url.database == ":memory:" or url.query.get("mode") == "memory":
         raise ValueError(f"SQLite storage needs a file, not {url}: nothing else is durable")
     Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=settings.echo, pool_size=settings.pool_size)
+    engine = create_async_engine(
+        url, echo=settings.echo, pool_size=settings.pool_size, module=one_trip_dbapi()
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
