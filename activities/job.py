@@ -73,6 +73,8 @@ class JobEnd(BaseModel):
     confirm: bool = False
     # What the job showed of its agent: it reported the end (True), or missed it (False).
     agent_notifies: bool | None = None
+    # Its agent keeps jobs' logs: fetch this one's to store with the end.
+    fetch_log: bool = False
 
 
 class JobActivities:
@@ -184,7 +186,9 @@ class JobActivities:
             status = status.model_copy(update={"status": ended})
         if results is not None:
             results = _as_stored(results, end.job, status)
-        log = await self._fetch_log(end.agent_url, job_id) if end.agent_url else None
+        log = None
+        if end.agent_url is not None and end.fetch_log:
+            log = await self._fetch_log(end.agent_url, job_id)
         try:
             stored = await self._storage.record_job_end(job_id, status, results, log)
         except NotFoundError:

@@ -23,6 +23,7 @@ from common.body_limit import BodySizeLimit
 from common.models import (
     JOB_ID_MAX_LENGTH,
     JOB_ID_PATTERN,
+    JOB_LOGS_CAPABILITY,
     AgentHealth,
     AgentInfo,
     AgentInfoResponse,
@@ -98,6 +99,7 @@ def _capabilities() -> dict[str, Any]:
         "repeated_runs": True,
         "cancel": True,
         "timeout": True,
+        JOB_LOGS_CAPABILITY: True,
     }
 
 

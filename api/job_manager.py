@@ -126,6 +126,7 @@ class JobManager:
                 agent_status=agent.status,
                 policy=self._settings.policy,
                 agent_notifies=agent.notifies,
+                agent_keeps_logs=agent.keeps_logs,
             )
             try:
                 async with asyncio.timeout(self._settings.submission_timeout):

@@ -91,7 +91,14 @@ async def start_run(
         run=run,
         spec=spec,
         agents=[
-            RunAgent(agent_id=a.agent_id, agent_url=a.agent_url, status=a.status) for a in agents
+            RunAgent(
+                agent_id=a.agent_id,
+                agent_url=a.agent_url,
+                status=a.status,
+                notifies=a.notifies,
+                keeps_logs=a.keeps_logs,
+            )
+            for a in agents
         ],
         policy=settings.policy,
     )

@@ -310,6 +310,9 @@ class JobInfo(WireModel):
 
 # Agents
 
+# The capability by which an agent says it keeps its jobs' logs.
+JOB_LOGS_CAPABILITY = "job_logs"
+
 
 class AgentInfo(WireModel):
     agent_id: str
@@ -321,6 +324,11 @@ class AgentInfo(WireModel):
     last_updated: AwareDatetime = Field(default_factory=utcnow)
     # Set by whoever runs the agent (`--label key=value`); placement selects on them.
     labels: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def keeps_logs(self) -> bool:
+        """It serves its jobs' logs (`GET /api/v1/jobs/{job_id}/logs`); existing agents do not."""
+        return self.capabilities.get(JOB_LOGS_CAPABILITY) is True
 
 
 class AgentInfoResponse(WireModel):

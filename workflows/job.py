@@ -215,6 +215,7 @@ class JobWorkflow(JobRecords):
             release=self._phase >= Phase.WAITING,
             confirm=confirm,
             agent_notifies=agent_notifies,
+            fetch_log=self._inp.agent_keeps_logs,
         )
         retry = agent_retry_policy(self._policy)
         retry.maximum_attempts = 0  # the activity bounds the agent's tries itself

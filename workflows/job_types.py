@@ -49,6 +49,8 @@ class JobInput(BaseModel):
     attempt: int = 1
     # Its agent has shown it reports a job's end: the poll is only a safety net.
     agent_notifies: bool = False
+    # Its agent keeps jobs' logs: the job's log is saved with its end.
+    agent_keeps_logs: bool = False
 
     @property
     def timeout(self) -> timedelta:

@@ -54,6 +54,8 @@ class RunAgent(BaseModel):
     agent_id: str
     agent_url: str
     status: AgentStatusEnum
+    notifies: bool = False
+    keeps_logs: bool = False
 
 
 class RunInput(BaseModel):
@@ -134,6 +136,8 @@ class RunWorkflow:
                 agent_url=agent.agent_url,
                 agent_status=agent.status,
                 policy=self._inp.policy,
+                agent_notifies=agent.notifies,
+                agent_keeps_logs=agent.keeps_logs,
             )
             try:
                 return await workflow.start_child_workflow(

@@ -13,6 +13,7 @@ from temporalio.client import Client
 from api.job_manager import JobManager
 from common.agent_client import AgentUtility
 from common.models import (
+    JOB_LOGS_CAPABILITY,
     AgentStatusEnum,
     ExperimentCapabilityRequirements,
     ExperimentSpec,
@@ -112,7 +113,7 @@ def manager_with(
 async def fake_agent(workdir: Path, storage: StorageBackend) -> AsyncIterator[FakeAgent]:
     agent = FakeAgent(workdir, f"fake-{uuid.uuid4().hex[:8]}")
     await agent.start_and_wait()
-    await register(storage, agent.agent_id, agent.url)
+    await register(storage, agent.agent_id, agent.url, keeps_logs=True)
     yield agent
     agent.stop()
 
@@ -122,9 +123,14 @@ async def register(
     agent_id: str,
     url: str,
     status: AgentStatusEnum = AgentStatusEnum.IDLE,
+    *,
+    keeps_logs: bool = False,
 ) -> None:
+    capabilities = {JOB_LOGS_CAPABILITY: True} if keeps_logs else {}
     await storage.register_agent(
-        RegisteredAgentInfo(agent_id=agent_id, agent_url=url, status=status)
+        RegisteredAgentInfo(
+            agent_id=agent_id, agent_url=url, status=status, capabilities=capabilities
+        )
     )
 
 

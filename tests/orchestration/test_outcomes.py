@@ -13,9 +13,14 @@ from temporalio.exceptions import ApplicationError
 
 from api.job_manager import JobManager
 from common.models import JobStatus, JobStatusEnum
-from common.storage import StorageBackend
+from common.storage import NotFoundError, StorageBackend
 from ruckus.temporal_server import find_temporal_binary
-from tests.orchestration.conftest import ManagerWith, new_experiment, wait_for_status
+from tests.orchestration.conftest import (
+    ManagerWith,
+    new_experiment,
+    register,
+    wait_for_status,
+)
 from tests.support.stack import FakeAgent, TemporalDevServer, wait_until
 
 S = JobStatusEnum
@@ -115,6 +120,20 @@ async def test_stage_progress_and_log_of_a_running_job_are_kept(
     fake_agent.stop()  # the log outlives its agent
     saved = await storage.get_job_log(job.job_id)
     assert saved == f"starting {job.job_id}\nrun 2 of 5: 41.7 GFLOP/s\n"
+
+
+async def test_an_agent_that_keeps_no_logs_is_not_asked_for_one(
+    job_manager: JobManager, storage: StorageBackend, fake_agent: FakeAgent
+) -> None:
+    # As an existing agent: it declares no `job_logs` capability.
+    await register(storage, "no-logs", fake_agent.url)
+    job = await job_manager.create_job((await new_experiment(storage)).id, "no-logs")
+    await wait_for_status(storage, job.job_id, S.COMPLETED)
+    assert (await storage.get_job_results(job.job_id))["job_id"] == job.job_id
+    calls = [e["call"] for e in await fake_agent.log() if e.get("job_id") == job.job_id]
+    assert "results" in calls and "logs" not in calls
+    with pytest.raises(NotFoundError):
+        await storage.get_job_log(job.job_id)
 
 
 @pytest.mark.parametrize("forget", [False, True], ids=["marked-lost", "forgotten"])

@@ -17,6 +17,8 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
+from common.models import JOB_LOGS_CAPABILITY
+
 Mode = Literal["ok", "error500", "hang", "garbage", "reject400", "endless", "wrong_types"]
 
 
@@ -116,7 +118,13 @@ def build_app(agent_id: str) -> FastAPI:
     @app.get("/api/v1/info")
     async def info() -> dict[str, Any]:
         return {
-            "agent_info": {"agent_id": agent_id, "agent_name": "fake", "agent_type": "white_box"}
+            "agent_info": {
+                "agent_id": agent_id,
+                "agent_name": "fake",
+                "agent_type": "white_box",
+                # It serves its jobs' logs below, as Ruckus agents do.
+                "capabilities": {JOB_LOGS_CAPABILITY: True},
+            }
         }
 
     @app.get("/api/v1/status")
@@ -209,6 +217,7 @@ def build_app(agent_id: str) -> FastAPI:
     @app.get("/api/v1/jobs/{job_id}/logs")
     async def logs(job_id: str, offset: int = 0) -> Any:
         advance()
+        log.append({"call": "logs", "job_id": job_id, "at": now().isoformat()})
         job = jobs.get(job_id)
         if job is None:
             raise HTTPException(404, "unknown job")
