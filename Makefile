@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test lint clean bench bench-fleet bench-pragmas bench-elements
+.PHONY: run test lint clean bench bench-fleet bench-pragmas bench-elements bench-storage
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ bench-pragmas: $(BIN)/.installed
 
 bench-elements: $(BIN)/.installed
 	$(BIN)/python -m bench.elements
+
+bench-storage: $(BIN)/.installed
+	$(BIN)/python -m bench.storage
 
 .PHONY: chaos
 chaos: $(BIN)/.installed
