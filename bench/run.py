@@ -32,6 +32,7 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
 from activities.agent_queue import queue_workflow_id
+from bench.engine import COUNTED
 from bench.floor import FloorWorkflow
 from bench.profiled import profile_summary, written
 from bench.stack import CpuMeter, Stack, ms, pct
@@ -329,7 +330,8 @@ async def measure(args: argparse.Namespace, stack: Stack) -> Results:
         # moves both alike, and the median of the rounds is the figure.
         floors, rounds, ratios = [floor_rate], [], []
         procs = stack.processes()
-        meter = CpuMeter(procs)
+        meter = CpuMeter(procs, stack.metrics_port)
+        floor_meter = CpuMeter({}, stack.metrics_port)
         worker = procs["worker"]
         if stack.profile is not None:
             worker.send_signal(signal.SIGUSR1)
@@ -337,7 +339,9 @@ async def measure(args: argparse.Namespace, stack: Stack) -> Results:
             rounds.append(await jobs_round(client, stack, setup, args.jobs, http, meter))
             if stack.profile is not None and k == args.rounds:
                 worker.send_signal(signal.SIGUSR2)
+            floor_meter.start()
             floors.append((await floor_saturated(client, args.floor))[0])
+            floor_meter.stop()
             ratio = rounds[-1].rate / ((floors[-2] + floors[-1]) / 2)
             ratios.append(ratio)
             res.add(
@@ -354,6 +358,14 @@ async def measure(args: argparse.Namespace, stack: Stack) -> Results:
                 f"{seconds / jobs_run * 1000:.1f}",
             )
         res.add("CPU per job", "all (ms)", f"{sum(meter.total.values()) / jobs_run * 1000:.1f}")
+        floors_run = args.floor * args.rounds
+        for label in COUNTED:
+            res.add(
+                "engine",
+                f"{label}: per floor workflow, per job",
+                f"{floor_meter.engine[label] / floors_run:.1f}, "
+                f"{meter.engine[label] / jobs_run:.1f}",
+            )
         res.add(
             "ratios",
             f"jobs/s ÷ floor workflows/s, median of {args.rounds} (min to max)",

@@ -4,10 +4,12 @@ instant agents) and the measuring helpers the benchmarks share."""
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 import psutil
 
+from bench.engine import engine_counts
 from ruckus.supervisor import Child, Supervisor, http_ok, temporal_ready
 from ruckus.temporal_server import dev_server_command
 
@@ -40,29 +42,38 @@ def ms(values: list[float], q: float = 0.5) -> str:
 
 class CpuMeter:
     """CPU seconds of processes by name, summed over the windows it is started and stopped for;
-    the one named "benchmark" (the measuring process) without its descendants (the stack)."""
+    the one named "benchmark" (the measuring process) without its descendants (the stack).
+    Given the dev server's metrics port, it sums the engine's counts over them too."""
 
-    def __init__(self, procs: dict[str, psutil.Process]) -> None:
+    def __init__(self, procs: dict[str, psutil.Process], metrics_port: int | None = None) -> None:
         self.procs = procs
         self.total = dict.fromkeys(procs, 0.0)
         self._started: dict[str, float] = {}
+        self.metrics_port = metrics_port
+        self.engine: Counter[str] = Counter()
+        self._engine_started: Counter[str] = Counter()
 
     def _now(self) -> dict[str, float]:
         return {name: cpu_seconds(p, name != "benchmark") for name, p in self.procs.items()}
 
     def start(self) -> None:
         self._started = self._now()
+        if self.metrics_port is not None:
+            self._engine_started = engine_counts(self.metrics_port)
 
     def stop(self) -> None:
         for name, seconds in self._now().items():
             self.total[name] += seconds - self._started[name]
+        if self.metrics_port is not None:
+            self.engine.update(engine_counts(self.metrics_port))
+            self.engine.subtract(self._engine_started)
 
 
-def temporal_child(root: Path, port: int) -> Child:
+def temporal_child(root: Path, port: int, metrics_port: int | None = None) -> Child:
     """The benchmark's own Temporal dev server, its database and log under `root`."""
     return Child(
         "temporal",
-        dev_server_command(db_file=root / "temporal.db", port=port),
+        dev_server_command(db_file=root / "temporal.db", port=port, metrics_port=metrics_port),
         root / "logs" / "temporal.log",
     )
 
@@ -75,6 +86,7 @@ class Stack:
         # The worker under cProfile (bench/profiled.py), switched on for the jobs rounds.
         self.profile = root / "worker.prof" if profile else None
         self.temporal_port = free_port()
+        self.metrics_port = free_port()
         self.api_port = free_port()
         self.agent_ports = [free_port() for _ in range(agents + 2)]
         self.address = f"127.0.0.1:{self.temporal_port}"
@@ -89,7 +101,7 @@ class Stack:
         python = [sys.executable, "-m"]
         logs = root / "logs"
         self.children = {
-            "temporal": temporal_child(root, self.temporal_port),
+            "temporal": temporal_child(root, self.temporal_port, self.metrics_port),
             "floor": Child(
                 "floor worker",
                 [*python, "bench.floor", "--address", self.address, "--task-queue", "floor"],

@@ -47,8 +47,10 @@ def dev_server_command(
     ip: str = "127.0.0.1",
     binary: Path | None = None,
     pragmas: tuple[str, ...] = SQLITE_PRAGMAS,
+    metrics_port: int | None = None,
 ) -> list[str]:
-    """The command line of a dev server persisting to `db_file`, with our search attributes."""
+    """The command line of a dev server persisting to `db_file`, with our search attributes;
+    with `metrics_port`, serving its Prometheus metrics there."""
     cmd = [
         str(binary or find_temporal_binary()),
         "server",
@@ -67,4 +69,6 @@ def dev_server_command(
         cmd += ["--search-attribute", f"{key.name}=Keyword"]
     for pragma in pragmas:
         cmd += ["--sqlite-pragma", pragma]
+    if metrics_port is not None:
+        cmd += ["--metrics-port", str(metrics_port)]
     return cmd
