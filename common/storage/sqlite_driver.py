@@ -1,9 +1,10 @@
 """aiosqlite as SQLAlchemy drives it, with each statement a single trip to the driver's thread.
 
 SQLAlchemy's adapter awaits aiosqlite's thread to open a cursor, to execute, to fetch and to
-close: four trips per statement, each a thread hand-off and an event loop wake-up, which made
-most of a job's storage CPU. Here a statement runs and its rows are fetched in one trip; the
-cursor SQLAlchemy sees holds what the statement left (rows, description, counts).
+close: four trips per statement, each a thread hand-off and an event loop wake-up, about a
+quarter of a write transaction's CPU (`make bench-storage`). Here a statement runs and its
+rows are fetched in one trip; the cursor SQLAlchemy sees holds what the statement left (rows,
+description, counts).
 """
 
 from __future__ import annotations
@@ -21,15 +22,15 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 
 
 class _Outcome:
-    """What a statement left on its cursor, which is closed already."""
+    """What a statement left on its cursor, which is closed already (or nothing yet)."""
 
     __slots__ = ("arraysize", "description", "lastrowid", "rowcount")
 
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
-        self.description = cursor.description
-        self.rowcount = cursor.rowcount
-        self.lastrowid = cursor.lastrowid
-        self.arraysize = cursor.arraysize
+    def __init__(self, cursor: sqlite3.Cursor | None = None) -> None:
+        self.description = cursor.description if cursor else None
+        self.rowcount = cursor.rowcount if cursor else -1
+        self.lastrowid = cursor.lastrowid if cursor else None
+        self.arraysize = cursor.arraysize if cursor else 1
 
     def close(self) -> None:
         return None
@@ -57,7 +58,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     _awaitable_cursor_close = False
 
     def _make_new_cursor(self, connection: Any) -> Any:
-        return None  # the statement's own cursor lives and dies in the driver's thread
+        return _Outcome()  # the statement's own cursor lives and dies in the driver's thread
 
     def _aenter_cursor(self, cursor: Any) -> Any:
         return cursor
