@@ -122,7 +122,9 @@ async def _log(job: JobInfo, storage: StorageBackend, agents: AgentManager, offs
     unread = JobLog(job_id=job.job_id, offset=offset, next_offset=offset)
     try:
         agent = await storage.get_agent(job.agent_id)
+        if not agent.keeps_logs:  # an existing agent: there is nothing to ask it for
+            return unread
         return await agents.agents.get_job_logs(agent.agent_url, job.job_id, offset)
     except (NotFoundError, AgentCallError):
-        # Not on the agent yet, an agent that keeps no log, or one that does not answer now.
+        # Not on the agent yet, or an agent that does not answer now.
         return unread

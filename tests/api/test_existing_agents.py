@@ -59,3 +59,25 @@ async def test_a_cancel_the_existing_agent_answers_500_still_ends_the_job(
     await fake_agent.finish(job_id, "cancelled")
     await wait_job(http, following, JobStatusEnum.COMPLETED)
     assert (await http.get(f"/api/v1/jobs/{job_id}")).json()["status"]["status"] == "cancelled"
+
+
+async def test_an_existing_agent_is_never_asked_for_a_jobs_log(
+    http: httpx.AsyncClient, fake_agent: FakeAgent
+) -> None:
+    # Existing agents keep no logs and say nothing of them in their info.
+    await fake_agent.control(existing_style=True, job_duration=None)
+    agent_id = await register(http, fake_agent.url)
+    experiment_id = await create_experiment(http)
+    body = {"experiment_id": experiment_id, "agent_id": agent_id}
+    job_id = (await http.post("/api/v1/jobs", json=body)).json()["job_id"]
+    await wait_job(http, job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
+    live = (await http.get(f"/api/v1/jobs/{job_id}/logs")).json()
+    assert (live["text"], live["next_offset"], live["complete"]) == ("", 0, False)
+
+    await fake_agent.finish(job_id)
+    await wait_job(http, job_id, JobStatusEnum.COMPLETED)
+    ended = (await http.get(f"/api/v1/jobs/{job_id}/logs")).json()
+    assert (ended["text"], ended["complete"]) == ("", True)
+    assert (await http.get(f"/api/v1/results/{job_id}")).status_code == 200
+    asked = [e for e in await fake_agent.log() if e["call"] == "logs"]
+    assert asked == []

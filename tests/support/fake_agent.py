@@ -117,13 +117,14 @@ def build_app(agent_id: str) -> FastAPI:
 
     @app.get("/api/v1/info")
     async def info() -> dict[str, Any]:
+        # It serves its jobs' logs below, as Ruckus agents do; existing agents keep none.
+        keeps_logs = not behaviour.existing_style
         return {
             "agent_info": {
                 "agent_id": agent_id,
                 "agent_name": "fake",
                 "agent_type": "white_box",
-                # It serves its jobs' logs below, as Ruckus agents do.
-                "capabilities": {JOB_LOGS_CAPABILITY: True},
+                "capabilities": {JOB_LOGS_CAPABILITY: True} if keeps_logs else {},
             }
         }
 
@@ -219,7 +220,7 @@ def build_app(agent_id: str) -> FastAPI:
         advance()
         log.append({"call": "logs", "job_id": job_id, "at": now().isoformat()})
         job = jobs.get(job_id)
-        if job is None:
+        if job is None or behaviour.existing_style:  # existing agents have no such route
             raise HTTPException(404, "unknown job")
         data = job.log.encode()
         text = data[offset:].decode()
