@@ -23,8 +23,6 @@ from common.models import JobInfo, JobStatus, JobStatusEnum, utcnow
 from common.settings import StorageSettings
 from common.storage import SQLStorageBackend
 
-POSTGRES_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-
 
 async def _nothing() -> None:
     return None
@@ -54,14 +52,11 @@ async def measure(storage: SQLStorageBackend, jobs: int) -> dict[str, tuple[floa
     """Each transaction's CPU and wall ms per call over `jobs` jobs."""
     ids = [f"job_{uuid.uuid4().hex[:12]}" for _ in range(jobs)]
 
-    def status(kind: JobStatusEnum, message: str) -> JobStatus:
-        return JobStatus(status=kind, message=message, timestamp=utcnow())
-
-    assigned = status(JobStatusEnum.ASSIGNED, "sent to the agent")
-    completed = status(JobStatusEnum.COMPLETED, "done").model_copy(
-        update={"timestamp": utcnow() + timedelta(seconds=1)}
+    assigned = JobStatus(status=JobStatusEnum.ASSIGNED, message="sent", timestamp=utcnow())
+    completed = JobStatus(
+        status=JobStatusEnum.COMPLETED, message="done", timestamp=utcnow() + timedelta(seconds=1)
     )
-    figures = {
+    return {
         "join (enqueue_job)": await _timed(
             [lambda i=i: storage.enqueue_job(_job(i), _nothing) for i in ids]
         ),
@@ -76,7 +71,6 @@ async def measure(storage: SQLStorageBackend, jobs: int) -> dict[str, tuple[floa
         ),
         "read (get_job)": await _timed([lambda i=i: storage.get_job(i) for i in ids]),
     }
-    return figures
 
 
 async def _postgres_database() -> tuple[str, Callable[[], Awaitable[None]]]:

@@ -40,15 +40,22 @@ async def test_a_job_on_an_existing_agent_is_stored_under_our_ids_with_the_agent
     assert done.status.timestamp == ended_on_agent
 
 
-async def test_a_cancel_the_existing_agent_answers_500_still_ends_the_job(
-    http: httpx.AsyncClient, fake_agent: FakeAgent
-) -> None:
-    await fake_agent.control(existing_style=True, job_duration=None)
-    agent_id = await register(http, fake_agent.url)
+async def running_job(http: httpx.AsyncClient, agent: FakeAgent) -> tuple[dict[str, str], str]:
+    """A job running on `agent` as an existing agent, until told to end; its submission body
+    and id."""
+    await agent.control(existing_style=True, job_duration=None)
+    agent_id = await register(http, agent.url)
     experiment_id = await create_experiment(http)
     body = {"experiment_id": experiment_id, "agent_id": agent_id}
     job_id = (await http.post("/api/v1/jobs", json=body)).json()["job_id"]
     await wait_job(http, job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
+    return body, job_id
+
+
+async def test_a_cancel_the_existing_agent_answers_500_still_ends_the_job(
+    http: httpx.AsyncClient, fake_agent: FakeAgent
+) -> None:
+    body, job_id = await running_job(http, fake_agent)
     assert (await http.delete(f"/api/v1/jobs/{job_id}")).status_code == 204
     await wait_job(http, job_id, JobStatusEnum.CANCELLED)
     # The agent refused to stop it: the next job waits for the agent, not for ever.
@@ -65,12 +72,7 @@ async def test_an_existing_agent_is_never_asked_for_a_jobs_log(
     http: httpx.AsyncClient, fake_agent: FakeAgent
 ) -> None:
     # Existing agents keep no logs and say nothing of them in their info.
-    await fake_agent.control(existing_style=True, job_duration=None)
-    agent_id = await register(http, fake_agent.url)
-    experiment_id = await create_experiment(http)
-    body = {"experiment_id": experiment_id, "agent_id": agent_id}
-    job_id = (await http.post("/api/v1/jobs", json=body)).json()["job_id"]
-    await wait_job(http, job_id, JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
+    _, job_id = await running_job(http, fake_agent)
     live = (await http.get(f"/api/v1/jobs/{job_id}/logs")).json()
     assert (live["text"], live["next_offset"], live["complete"]) == ("", 0, False)
 
