@@ -60,6 +60,15 @@ class CliAgent:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def log_once_it_says(self, words: str) -> str:
+        """The log once a line with `words` is in it: the agent logs after the server answers."""
+
+        def said() -> str | None:
+            log = self.log()
+            return log if words in log else None
+
+        return wait_until(said, 30, interval=0.1, what=words)
+
     def agent_id(self) -> str:
         def answered() -> str:
             assert self.process.poll() is None, self.log()[-3000:]

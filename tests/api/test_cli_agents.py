@@ -45,7 +45,8 @@ def test_an_agent_joins_by_itself_and_moves_to_a_new_url(
     assert (tmp_path / ".ruckus" / f"agent-{first.port}" / "agent_id").read_text().strip() == (
         agent_id
     )
-    lines = [line for line in first.log().splitlines() if "registered with" in line]
+    log = first.log_once_it_says("registered with")
+    lines = [line for line in log.splitlines() if "registered with" in line]
     assert len(lines) == 1 and agent_id in lines[0] and first.url in lines[0], first.log()
 
     # Restarted elsewhere (another port, the same data dir): the record follows it.
@@ -74,7 +75,7 @@ async def test_an_agent_started_before_its_server_registers_once_the_server_answ
     await late.start_and_wait()
     try:
         registered(late, agent_id, agent.url)
-        log = agent.log()
+        log = agent.log_once_it_says("registered with")
         # One line for the reason it waits, one when it is done: not one per try.
         assert log.count("cannot register with") == 1, log
         assert log.count("registered with") == 1, log
