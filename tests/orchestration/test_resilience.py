@@ -15,6 +15,7 @@ from common.settings import StorageSettings
 from common.storage import StorageBackend, create_storage
 from tests.orchestration.conftest import FAST, fast_settings, new_experiment, register
 from tests.orchestration.conftest import wait_for_status as wait_status
+from tests.support.processes import wait_until
 from tests.support.stack import HttpService, ManagedProcess, TemporalDevServer, free_port
 
 RUNNING = (JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
@@ -99,5 +100,12 @@ async def test_temporal_server_restarts_on_its_database(
 
 
 def _executions(s: Stack, job_id: str) -> int:
-    """How many runs of this job the agent finished, by its own log."""
-    return sum(1 for line in s.agent.output().splitlines() if f"job {job_id} ended" in line)
+    """How many runs of this job the agent finished, by its own log.
+
+    The agent logs a job's end just after it reports it, so the line may trail the stored end.
+    """
+
+    def ended() -> int:
+        return sum(1 for line in s.agent.output().splitlines() if f"job {job_id} ended" in line)
+
+    return wait_until(ended, 30, what=f"the agent's line that job {job_id} ended")
