@@ -102,6 +102,10 @@ async def test_a_run_over_three_agents_with_repeats(
     assert ended["status"] == "completed" and ended["ended_time"] is not None
     assert [j["job_id"] for j in ended["jobs"]] == job_ids
     assert {j["status"]["status"] for j in ended["jobs"]} == {"completed"}
+    # Ruckus agents keep logs: each job's is saved with its end, as for a single job.
+    for job_id in job_ids:
+        saved = (await http.get(f"/api/v1/jobs/{job_id}/logs")).json()
+        assert saved["complete"] and "agent: ended completed" in saved["text"], saved
 
     # In Temporal: every job is a child of the run, and RuckusRunId finds them all.
     client = await stack.temporal.client()
