@@ -18,8 +18,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.agent_queue import queue_workflow_id
 from api.job_manager import JobManager
+from api.run_submission import start_run
 from common.agent_client import AgentUtility
 from common.models import JobStatusEnum
+from common.runs import new_run_id
 from common.settings import JobManagerSettings
 from common.storage import StorageBackend
 from common.temporal import SEARCH_ATTRIBUTES
@@ -85,18 +87,25 @@ def poll_timers(history: WorkflowHistory) -> list[float]:
     ]
 
 
-@asynccontextmanager
-async def trusted_agent(
-    env: WorkflowEnvironment, storage: StorageBackend, agent: FakeAgent, **policy: float
-) -> AsyncIterator[tuple[JobManager, str]]:
-    """A worker and job manager, and an experiment, for an agent trusted to report job ends
-    whose reports are lost: callbacks are offered to nowhere."""
-    settings = JobManagerSettings(
+def trusted_settings(**policy: float) -> JobManagerSettings:
+    """Settings whose callbacks are offered to nowhere, so a trusted agent's reports are lost."""
+    return JobManagerSettings(
         task_queue=f"ts-{uuid.uuid4().hex[:8]}",
         job_status_safety_polling_interval=60,
         callback_base_url="http://127.0.0.1:9",
         **policy,
     )
+
+
+@asynccontextmanager
+async def trusted_agent(
+    env: WorkflowEnvironment,
+    storage: StorageBackend,
+    agent: FakeAgent,
+    settings: JobManagerSettings,
+) -> AsyncIterator[tuple[JobManager, str]]:
+    """A worker and job manager, and an experiment, for an agent trusted to report job ends
+    whose reports are lost."""
     await storage.set_agent_notifies(agent.agent_id, True)
     await agent.control(job_duration=None, lose_callbacks=True)
     agents = AgentUtility()
@@ -110,10 +119,8 @@ async def trusted_agent(
 async def test_an_agent_that_reports_ends_is_polled_as_a_safety_net_until_it_misses_one(
     env: WorkflowEnvironment, storage: StorageBackend, fake_agent: FakeAgent
 ) -> None:
-    async with trusted_agent(env, storage, fake_agent, job_status_polling_interval=5) as (
-        manager,
-        exp,
-    ):
+    settings = trusted_settings(job_status_polling_interval=5)
+    async with trusted_agent(env, storage, fake_agent, settings) as (manager, exp):
         trusted = await manager.create_job(exp, fake_agent.agent_id)
         await env.sleep(timedelta(minutes=5))
         await fake_agent.finish(trusted.job_id)  # and its notification is lost
@@ -136,6 +143,29 @@ async def test_an_agent_that_reports_ends_is_polled_as_a_safety_net_until_it_mis
     assert len(quick) >= 10
 
 
+async def test_a_runs_job_on_a_reporting_agent_is_polled_as_a_safety_net(
+    env: WorkflowEnvironment, storage: StorageBackend, fake_agent: FakeAgent
+) -> None:
+    settings = trusted_settings(job_status_polling_interval=5)
+    async with trusted_agent(env, storage, fake_agent, settings) as (_, exp):
+        # The run's job is started by the run's workflow, not by the job manager.
+        run = await start_run(
+            env.client,
+            settings,
+            await storage.get_experiment(exp),
+            [await storage.get_agent(fake_agent.agent_id)],
+            new_run_id(),
+            repeats=1,
+            selector=None,
+        )
+        await env.sleep(timedelta(minutes=5))
+        (job_id,) = run.job_ids
+        history = await env.client.get_workflow_handle(job_id).fetch_history()
+    safety = poll_timers(history)
+    assert 4 <= len(safety) <= 6, safety  # not 60 polls at the usual 5 s
+    assert all(54 <= t <= 66 for t in safety), safety
+
+
 def local_activity_markers(history: WorkflowHistory, activity_type: str) -> int:
     """How many times a local activity of this type ran, as its markers in history say."""
     return sum(
@@ -153,10 +183,8 @@ def local_activity_markers(history: WorkflowHistory, activity_type: str) -> int:
 async def test_a_long_job_on_a_reporting_agent_costs_little_and_a_terminated_one_frees_the_agent(
     env: WorkflowEnvironment, storage: StorageBackend, fake_agent: FakeAgent
 ) -> None:
-    async with trusted_agent(env, storage, fake_agent, queue_holder_check_interval=60) as (
-        manager,
-        exp,
-    ):
+    settings = trusted_settings(queue_holder_check_interval=60)
+    async with trusted_agent(env, storage, fake_agent, settings) as (manager, exp):
         job = await manager.create_job(exp, fake_agent.agent_id)
         await env.sleep(timedelta(minutes=30))
         handle = env.client.get_workflow_handle(job.job_id)
