@@ -15,8 +15,9 @@ from rich.table import Table
 
 from common.comparison import Comparison
 from common.comparison.report import fmt, gpu_text, render_csv, render_html
-from ruckus.client_cli import JsonOption, KeyOption, ServerOption, _fail, ask
+from ruckus.client_cli import JsonOption, KeyOption, ServerOption, WideOption, _fail, ask
 from ruckus.http_client import DEFAULT_SERVER_URL, RuckusAPIError, RuckusClient
+from ruckus.tables import Column, show_fields, show_table, when
 
 console = Console()
 
@@ -34,6 +35,21 @@ WATCH_INTERVAL = 0.5
 ENDED = frozenset({"completed", "failed", "cancelled", "timeout"})
 # Exit codes: 1 the command failed (the server's reason is printed); 2 the run was cancelled.
 RUN_CANCELLED = 2
+
+RUN_COLUMNS = [
+    Column("run", whole=True),
+    Column("experiment", whole=True),
+    Column("status"),
+    Column("agents", whole=True, drop=1),
+    Column("jobs"),
+    Column("created", drop=2, min_width=19),
+]
+RUN_JOB_COLUMNS = [
+    Column("job", whole=True),
+    Column("agent", whole=True),
+    Column("status"),
+    Column("message", drop=1),
+]
 
 runs_app = typer.Typer(
     help="Run an experiment across agents and compare them.", no_args_is_help=True
@@ -57,6 +73,7 @@ def runs_start(
     server: ServerOption = DEFAULT_SERVER_URL,
     api_key: KeyOption = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Run EXPERIMENT_ID on the named agents, or on every agent that can run it."""
     selector = dict(_label(text) for text in labels or [])
@@ -64,11 +81,11 @@ def runs_start(
         with RuckusClient(server, api_key) as client:
             run = client.start_run(experiment_id, agents or [], selector, repeats)
             if not watch:
-                _print_run(run, as_json)
+                _print_run(run, as_json, wide)
                 return
             if not as_json:
                 console.print(f"run [bold]{run['run_id']}[/] started", soft_wrap=True)
-            _watch(client, run["run_id"], as_json)
+            _watch(client, run["run_id"], as_json, wide)
     except RuckusAPIError as err:
         raise _fail(err) from err
 
@@ -79,11 +96,12 @@ def runs_watch(
     server: ServerOption = DEFAULT_SERVER_URL,
     api_key: KeyOption = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Follow a run's jobs per agent until it ends, then show its comparison."""
     try:
         with RuckusClient(server, api_key) as client:
-            _watch(client, run_id, as_json)
+            _watch(client, run_id, as_json, wide)
     except RuckusAPIError as err:
         raise _fail(err) from err
 
@@ -93,25 +111,25 @@ def runs_list(
     server: ServerOption = DEFAULT_SERVER_URL,
     api_key: KeyOption = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Runs, newest first."""
     runs = ask(server, api_key, lambda client: client.list_runs())
     if as_json:
         print(json.dumps({"runs": runs}, indent=2))
         return
-    table = Table(title="runs")
-    for column in ("run", "experiment", "status", "agents", "jobs", "created"):
-        table.add_column(column, overflow="fold")
-    for run in runs:
-        table.add_row(
+    rows = [
+        (
             run["run_id"],
             run["experiment_id"],
             run["status"],
             "\n".join(run["agents"]),
             _job_counts(run["jobs"]),
-            run["created_time"],
+            when(run["created_time"]),
         )
-    console.print(table)
+        for run in runs
+    ]
+    show_table(console, "runs", RUN_COLUMNS, rows, wide=wide)
 
 
 @runs_app.command("show")
@@ -120,10 +138,11 @@ def runs_show(
     server: ServerOption = DEFAULT_SERVER_URL,
     api_key: KeyOption = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """One run and its jobs."""
     run = ask(server, api_key, lambda client: client.get_run(run_id))
-    _print_run(run, as_json)
+    _print_run(run, as_json, wide)
 
 
 @runs_app.command("cancel")
@@ -141,14 +160,14 @@ def runs_cancel(
     console.print(f"cancellation of {run_id} requested", soft_wrap=True)
 
 
-def _watch(client: RuckusClient, run_id: str, as_json: bool) -> None:
+def _watch(client: RuckusClient, run_id: str, as_json: bool, wide: bool) -> None:
     """Per-agent progress, live, until the run ends; then its comparison."""
     run = watch_run(client, run_id, Console(stderr=True) if as_json else console)
     comparison = client.comparison(run_id, None, None)
     if as_json:
         print(json.dumps({"run": run, "comparison": comparison.model_dump(mode="json")}, indent=2))
     else:
-        show_comparison(comparison, console)
+        show_comparison(comparison, console, wide=wide)
     if run["status"] == "cancelled":
         raise typer.Exit(RUN_CANCELLED)
 
@@ -169,7 +188,10 @@ def watch_run(client: RuckusClient, run_id: str, out: Console) -> dict[str, Any]
 
 def _progress(run: dict[str, Any]) -> Group:
     table = Table(title=f"run {run['run_id']}: {run['status']}")
-    for column in ("agent", "done", "jobs"):
+    # Redrawn live, so never turned into blocks: the agent's id is kept whole all the same.
+    longest = max((len(a) for a in run["agents"]), default=0)
+    table.add_column("agent", no_wrap=True, min_width=longest)
+    for column in ("done", "jobs"):
         table.add_column(column, overflow="fold")
     for agent_id in run["agents"]:
         jobs = [j for j in run["jobs"] if j["agent_id"] == agent_id]
@@ -183,24 +205,26 @@ def _job_counts(jobs: list[dict[str, Any]]) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none yet"
 
 
-def _print_run(run: dict[str, Any], as_json: bool) -> None:
+def _print_run(run: dict[str, Any], as_json: bool, wide: bool) -> None:
     if as_json:
         print(json.dumps(run, indent=2))
         return
-    console.print(
-        f"run [bold]{run['run_id']}[/]: experiment {run['experiment_id']}, {run['status']}, "
-        f"{run['repeats']} job(s) per agent, created {run['created_time']}"
-        + (f", ended {run['ended_time']}" if run.get("ended_time") else ""),
-        soft_wrap=True,
+    show_fields(
+        console,
+        [
+            ("run", run["run_id"]),
+            ("experiment", run["experiment_id"]),
+            ("status", run["status"]),
+            ("repeats", f"{run['repeats']} job(s) per agent"),
+            ("created", when(run["created_time"])),
+            ("ended", when(run.get("ended_time"))),
+        ],
     )
-    table = Table(title="jobs")
-    for column in ("job", "agent", "status", "message"):
-        table.add_column(column, overflow="fold")
-    for job in run["jobs"]:
-        table.add_row(
-            job["job_id"], job["agent_id"], job["status"]["status"], job["status"]["message"]
-        )
-    console.print(table)
+    rows = [
+        (job["job_id"], job["agent_id"], job["status"]["status"], job["status"]["message"])
+        for job in run["jobs"]
+    ]
+    show_table(console, "jobs", RUN_JOB_COLUMNS, rows, wide=wide)
 
 
 def _label(text: str) -> tuple[str, str]:
@@ -217,6 +241,7 @@ def compare(
     server: ServerOption = DEFAULT_SERVER_URL,
     api_key: KeyOption = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Compare a run's agents: each metric's mean, spread and ratio to the best."""
     _one_subject(run_id, experiment_id, job_ids)
@@ -226,7 +251,7 @@ def compare(
     if as_json:
         print(json.dumps(comparison.model_dump(mode="json"), indent=2))
     else:
-        show_comparison(comparison, console)
+        show_comparison(comparison, console, wide=wide)
 
 
 def report(
@@ -263,14 +288,10 @@ def report(
     )
 
 
-def show_comparison(comparison: Comparison, out: Console) -> None:
+def show_comparison(comparison: Comparison, out: Console, *, wide: bool = False) -> None:
     """One line per metric and row, the best first; then the failed jobs with their error."""
     by = comparison.by
-    table = Table(title=f"comparison by {by}", show_lines=False)
-    table.add_column("metric", overflow="fold")
-    table.add_column(by, overflow="fold")
-    for name in ("n", "mean", "stddev", "min", "max", "of best"):
-        table.add_column(name, justify="right", no_wrap=True)
+    rows: list[tuple[str, ...]] = []
     for metric in comparison.metrics:
         unit = f" ({metric.unit})" if metric.unit else ""
         arrow = {True: " ↑", False: " ↓", None: ""}[metric.higher_is_better]
@@ -279,9 +300,9 @@ def show_comparison(comparison: Comparison, out: Console) -> None:
             ((r, c) for r, c in measured if c is not None),
             key=lambda rc: -(rc[1].ratio_to_best or 0),
         )
-        for index, (row, cell) in enumerate(ranked):
-            table.add_row(
-                f"{metric.name}{unit}{arrow}" if index == 0 else "",
+        rows += [
+            (
+                f"{metric.name}{unit}{arrow}",
                 _row_name(row.label, row.key),
                 str(cell.n),
                 fmt(cell.mean),
@@ -289,33 +310,55 @@ def show_comparison(comparison: Comparison, out: Console) -> None:
                 fmt(cell.min),
                 fmt(cell.max),
                 fmt(cell.ratio_to_best),
-                end_section=index == len(ranked) - 1,
             )
-    out.print(table)
-    hardware = Table(title="hardware")
-    for column in (by, "cpu", "threads", "memory GB", "gpus", "jobs"):
-        hardware.add_column(column, overflow="fold")
-    for row in comparison.rows:
-        hw = row.hardware
-        counts = f"{len(row.job_ids)}" + (f", {len(row.failed)} failed" if row.failed else "")
-        counts += f", {len(row.pending)} not ended" if row.pending else ""
-        hardware.add_row(
+            for row, cell in ranked
+        ]
+    columns = [
+        Column("metric", whole=True),
+        Column(by, whole=True),
+        Column("n", justify="right", drop=2, min_width=1),
+        Column("mean", justify="right"),
+        Column("stddev", justify="right", drop=1),
+        Column("min", justify="right", drop=3),
+        Column("max", justify="right", drop=3),
+        Column("of best", justify="right"),
+    ]
+    show_table(out, f"comparison by {by}", columns, rows, wide=wide, grouped=True)
+    hardware = [
+        (
             _row_name(row.label, row.key),
-            hw.cpu_model or "",
-            "" if hw.cores_logical is None else str(hw.cores_logical),
-            "" if hw.memory_gb is None else f"{hw.memory_gb:g}",
-            gpu_text(hw),
-            counts,
+            row.hardware.cpu_model,
+            row.hardware.cores_logical,
+            None if row.hardware.memory_gb is None else f"{row.hardware.memory_gb:g}",
+            gpu_text(row.hardware),
+            f"{len(row.job_ids)}"
+            + (f", {len(row.failed)} failed" if row.failed else "")
+            + (f", {len(row.pending)} not ended" if row.pending else ""),
         )
-    out.print(hardware)
-    failed = [(row, f) for row in comparison.rows for f in row.failed]
+        for row in comparison.rows
+    ]
+    columns = [
+        Column(by, whole=True),
+        Column("cpu"),
+        Column("threads", drop=2, min_width=7),
+        Column("memory GB", drop=1, min_width=9),
+        Column("gpus"),
+        Column("jobs", min_width=4),
+    ]
+    show_table(out, "hardware", columns, hardware, wide=wide)
+    failed = [
+        (f.job_id, _row_name(row.label, row.key), f.status, f.error)
+        for row in comparison.rows
+        for f in row.failed
+    ]
     if failed:
-        table = Table(title="failed jobs")
-        for column in ("job", by, "status", "error"):
-            table.add_column(column, overflow="fold")
-        for row, f in failed:
-            table.add_row(f.job_id, _row_name(row.label, row.key), f.status, f.error)
-        out.print(table)
+        columns = [
+            Column("job", whole=True),
+            Column(by, whole=True),
+            Column("status"),
+            Column("error"),
+        ]
+        show_table(out, "failed jobs", columns, failed, wide=wide)
 
 
 def _row_name(label: str, key: str) -> str:

@@ -35,11 +35,14 @@ def show_table(
     rows: Iterable[Sequence[Any]],
     *,
     wide: bool = False,
+    grouped: bool = False,
 ) -> None:
     """Print the rows; columns that do not fit the terminal are dropped unless `wide`.
 
     When the whole columns alone are wider than the terminal, each row becomes a block of
     `column: value` lines instead, so no id is cut and no line is wider than the terminal.
+    `grouped`: rows that share their first value follow one another; a table shows that value
+    once for the group and draws a line under each group.
     """
     cells = [[text(v) for v in row] for row in rows]
     kept = list(range(len(columns)))
@@ -66,8 +69,12 @@ def show_table(
             )
         else:
             table.add_column(column.header, overflow="fold", justify=column.justify)
-    for row in cells:
-        table.add_row(*(row[i] for i in kept))
+    for index, row in enumerate(cells):
+        shown = [row[i] for i in kept]
+        if grouped and index > 0 and row[0] == cells[index - 1][0] and kept[0] == 0:
+            shown[0] = ""
+        last = index == len(cells) - 1 or cells[index + 1][0] != row[0]
+        table.add_row(*shown, end_section=grouped and last)
     # Wider than the terminal only with --wide: the terminal wraps the lines, no id is cut.
     target = console if needed <= console.width else _wider(console, needed)
     target.print(table)

@@ -125,13 +125,22 @@ def test_tables_at_80_columns_keep_every_id_whole_and_json_is_the_apis_answer(
         ("jobs", "list", "--experiment", experiment_id): [*jobs, *agent_ids, experiment_id],
         ("results", "show", "--experiment", experiment_id): [*jobs, experiment_id],
     }
+    # A run over both agents, started and watched to its comparison at 80 columns.
+    pair_args = [arg for agent_id in agent_ids for arg in ("--agent", agent_id)]
+    start = ("runs", "start", experiment_id, *pair_args, "--watch")
+    watched = ruckus(cli_api, *start, columns=80)
+    (run,) = api_get(cli_api, "/api/v1/runs", experiment_id=experiment_id)["runs"]
+    assert run["status"] == "completed", watched.stdout + watched.stderr
+    run_jobs = [job["job_id"] for job in run["jobs"]]
+    metrics = ["peak_gflops (GFLOP/s)", "gflops_fp32_32 (GFLOP/s)"]
+    whole |= {
+        ("runs", "list"): [run["run_id"], experiment_id],
+        ("runs", "show", run["run_id"]): [run["run_id"], *run_jobs, *agent_ids],
+        ("compare", run["run_id"]): [*metrics, *agent_ids],
+    }
+    assert_whole(start, watched, [*metrics, *agent_ids])
     for command, ids in whole.items():
-        shown = ruckus(cli_api, *command, columns=80)
-        assert shown.returncode == 0, shown.stdout + shown.stderr
-        lines = shown.stdout.splitlines()
-        assert max(len(line) for line in lines) <= 80, shown.stdout
-        for value in ids:
-            assert any(value in line for line in lines), f"{command}: {value} cut:\n{shown.stdout}"
+        assert_whole(command, ruckus(cli_api, *command, columns=80), ids)
 
     # Newest first: the second job is listed before the first.
     listed = ruckus(cli_api, "jobs", "list", "--experiment", experiment_id, columns=80).stdout
@@ -162,6 +171,17 @@ def test_tables_at_80_columns_keep_every_id_whole_and_json_is_the_apis_answer(
         shown = ruckus(cli_api, *command, "--json")
         assert shown.returncode == 0, shown.stdout + shown.stderr
         assert json.loads(shown.stdout) == api_get(cli_api, path, **params), command
+
+
+def assert_whole(
+    command: tuple[str, ...], shown: subprocess.CompletedProcess[str], ids: list[str]
+) -> None:
+    """The command succeeded within 80 columns, and printed each of `ids` on one line."""
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    lines = shown.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, shown.stdout
+    for value in ids:
+        assert any(value in line for line in lines), f"{command}: {value} cut:\n{shown.stdout}"
 
 
 def test_an_unreachable_server_is_a_clear_error() -> None:
