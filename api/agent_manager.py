@@ -11,7 +11,14 @@ from api.errors import AgentUnreachableError
 from api.job_manager import JobManager
 from api.schemas import ID_RULE, is_valid_id
 from common.agent_client import AgentCallError, AgentUtility
-from common.models import AgentStatusEnum, RegisteredAgentInfo, ServedAgentStatus, utcnow
+from common.models import (
+    AgentStatusEnum,
+    JobInfo,
+    JobStatusEnum,
+    RegisteredAgentInfo,
+    ServedAgentStatus,
+    utcnow,
+)
 from common.settings import JobManagerSettings, ServerSettings
 from common.storage import AlreadyExistsError, NotFoundError, StorageBackend
 
@@ -157,6 +164,35 @@ class AgentManager:
             with contextlib.suppress(NotFoundError):  # unregistered meanwhile
                 await self._storage.update_agent_status(agent.agent_id, status.status)
         return status
+
+    async def with_live_progress(self, job: JobInfo) -> JobInfo:
+        """A job on its agent as the agent reports it now (running, its stage and progress).
+
+        The stored status changes at the workflow's polls, which are a minute apart for agents
+        that report ends. An end is the workflow's to record, with the results: a job the agent
+        says ended, or an agent that does not answer in time, leaves the stored status as it is.
+        """
+        if job.status.status not in (JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING):
+            return job
+        try:
+            agent = await self._storage.get_agent(job.agent_id)
+            async with asyncio.timeout(self._settings.agent_status_timeout):
+                live = await self.agents.get_job_status(agent.agent_url, job.job_id)
+        except (NotFoundError, AgentCallError, TimeoutError):
+            return job
+        if live.status is not JobStatusEnum.RUNNING:
+            return job
+        update = {
+            "status": live.status,
+            "message": live.message or job.status.message,
+            "stage": live.stage,
+            "progress": live.progress,
+        }
+        return job.model_copy(update={"status": job.status.model_copy(update=update)})
+
+    async def with_live_progress_all(self, jobs: list[JobInfo]) -> list[JobInfo]:
+        """`with_live_progress` for each job, asked concurrently."""
+        return list(await asyncio.gather(*(self.with_live_progress(job) for job in jobs)))
 
     async def _cancel_jobs(self, agent_id: str) -> list[str]:
         if self._require_temporal is not None and await self._job_manager.unfinished_jobs(agent_id):

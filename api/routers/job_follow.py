@@ -15,7 +15,7 @@ from api.dependencies import AgentManagerDep, StorageDep
 from api.errors import error_responses
 from api.schemas import JobIdPath, JobStepsAnswer
 from common.agent_client import AgentCallError
-from common.models import JobInfo, JobLog, JobStatusEnum
+from common.models import JobInfo, JobLog
 from common.storage import NotFoundError, StorageBackend
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -67,7 +67,7 @@ async def job_events(
     async def stream() -> AsyncIterator[str]:
         shown, offset, current = None, 0, job
         while not await request.is_disconnected():
-            current = await _with_live_progress(current, storage, agents)
+            current = await agents.with_live_progress(current)
             if current.status != shown:
                 shown = current.status
                 yield _event("status", current.model_dump_json())
@@ -83,24 +83,6 @@ async def job_events(
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
-
-
-async def _with_live_progress(
-    job: JobInfo, storage: StorageBackend, agents: AgentManager
-) -> JobInfo:
-    """A running job with the stage and progress its agent reports now: the stored status
-    changes at the workflow's polls, which are a minute apart for agents that report ends."""
-    if job.status.status not in (JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING):
-        return job
-    try:
-        agent = await storage.get_agent(job.agent_id)
-        live = await agents.agents.get_job_status(agent.agent_url, job.job_id)
-    except (NotFoundError, AgentCallError):
-        return job
-    if live.status.is_terminal:
-        return job  # the end is the workflow's to record, with the results
-    update = {"stage": live.stage, "progress": live.progress}
-    return job.model_copy(update={"status": job.status.model_copy(update=update)})
 
 
 def _event(name: str, data: str) -> str:

@@ -162,9 +162,24 @@ async def list_runs(
 
 
 @router.get("/{run_id}", response_model=RunInfo, responses=error_responses(404))
-async def get_run(run_id: RunIdPath, storage: StorageDep) -> RunInfo:
-    """The run and its jobs' current statuses, in agent then repeat order."""
-    return await run_info(storage, await storage.get_run(run_id))
+async def get_run(
+    run_id: RunIdPath,
+    storage: StorageDep,
+    agents: AgentManagerDep,
+    live: Annotated[
+        bool,
+        Query(description="Running jobs as their agents report them now, stage and progress"),
+    ] = False,
+) -> RunInfo:
+    """The run and its jobs' current statuses, in agent then repeat order.
+
+    Stored statuses change at the jobs' polls; `live` asks each agent that has a job of the run
+    on it, so the answer shows what the agents are doing now.
+    """
+    info = await run_info(storage, await storage.get_run(run_id))
+    if not live:
+        return info
+    return info.model_copy(update={"jobs": await agents.with_live_progress_all(info.jobs)})
 
 
 @router.delete(

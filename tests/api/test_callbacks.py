@@ -1,4 +1,5 @@
-"""A job ends as soon as its agent says so; when the word is lost, the timer-driven poll ends it."""
+"""A job ends as soon as its agent says so; when the word is lost, the timer-driven poll ends it.
+Between polls, a run shows what its agents are doing now."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.support.stack import FakeAgent, HttpService, ManagedProcess, free_por
 
 SECRET = "callback-secret-for-tests"
 SLOW_POLL = 30.0  # far longer than any test waits: only a callback can end a job in time
+RARE_POLL = 600.0  # a job's record changes only at its end
 RUNNING = (JobStatusEnum.ASSIGNED, JobStatusEnum.RUNNING)
 
 
@@ -180,3 +182,33 @@ async def _asked_for_results(agent: FakeAgent, job_id: str) -> bool:
 async def _asked(agent: FakeAgent, job_id: str, times: int) -> bool:
     log = await agent.log()
     return len([e for e in log if e["call"] == "job_status" and e["job_id"] == job_id]) >= times
+
+
+async def test_between_polls_a_run_shows_what_its_agent_is_doing_now(
+    stack: Stack, agent: FakeAgent
+) -> None:
+    async with callback_api(stack, polling=RARE_POLL) as http:
+        agent_id = await register(http, agent.url)
+        await agent.control(stage="warming up", progress=0.4)
+        body = {"experiment_id": await create_experiment(http), "agents": [agent_id]}
+        started = await http.post("/api/v1/runs", json=body)
+        assert started.status_code == 201, started.text
+        url = f"/api/v1/runs/{started.json()['run_id']}"
+
+        async def job_now(stage: str) -> dict[str, object] | None:
+            job = (await http.get(url, params={"live": "true"})).json()["jobs"][0]
+            return job if job["status"].get("stage") == stage else None
+
+        warming = await wait_until(lambda: job_now("warming up"), 30, what="the first stage")
+        await agent.control(stage="measuring", progress=0.8)
+        measuring = await wait_until(lambda: job_now("measuring"), 30, what="the next stage")
+        stored = (await http.get(url)).json()["jobs"][0]
+        await agent.finish(stored["job_id"])
+        await wait_job(http, stored["job_id"], JobStatusEnum.COMPLETED, timeout=20)
+        ended = (await http.get(url, params={"live": "true"})).json()
+
+    assert warming["status"]["status"] == measuring["status"]["status"] == "running"
+    assert (warming["status"]["progress"], measuring["status"]["progress"]) == (0.4, 0.8)
+    # The record: the job as sent, for its workflow had not polled the agent.
+    assert stored["status"]["status"] == "assigned" and stored["status"]["stage"] is None
+    assert ended["jobs"][0]["status"]["status"] == "completed"

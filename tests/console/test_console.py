@@ -180,6 +180,30 @@ async def test_a_job_followed_live_and_cancelled_from_its_page(
     assert page.errors == []
 
 
+async def test_a_runs_page_shows_what_each_job_is_doing_and_cancels_the_run(
+    console: Console, page: Watched
+) -> None:
+    p = page.page
+    experiment_id = f"slow-run-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=console.api.url, timeout=30) as http:
+        body = {"experiment_spec": {"id": experiment_id, "name": "slow", "model": "none",
+                "task": {"name": "m", "type": "compute_benchmark"}}}  # fmt: skip
+        assert (await http.post("/api/v1/experiments/", json=body)).status_code == 200
+        run = {"experiment_id": experiment_id, "agents": [console.fake_id]}
+        started = await http.post("/api/v1/runs", json=run)
+    assert started.status_code == 201, started.text
+    await p.goto(console.url + f"#/runs/{started.json()['run_id']}")
+
+    job = p.locator(f"#run-progress tr[data-agent='{console.fake_id}'] [data-job]")
+    await expect(job.locator(".badge")).to_have_text("running", timeout=30_000)
+    await expect(job.locator(".stage")).to_have_text("warming up, 40%")
+    await p.get_by_role("button", name="Cancel run").click()
+    await expect(p.locator("#run-status")).to_have_text("cancelled", timeout=30_000)
+    await expect(job.locator(".badge")).to_have_text("cancelled")
+    await expect(job.locator(".stage")).to_have_count(0)
+    assert page.errors == []
+
+
 async def test_bad_yaml_shows_its_error_at_the_field(console: Console, page: Watched) -> None:
     p = page.page
     await p.goto(console.url + "#/experiments/new")

@@ -95,7 +95,7 @@ function progressView(run, names) {
                 id(j.job_id, `#/jobs/${encodeURIComponent(j.job_id)}`),
                 " ",
                 badge(j.status.status),
-                j.status.progress != null && !TERMINAL.has(j.status.status) ? ` ${Math.round(j.status.progress * 100)}%` : null,
+                TERMINAL.has(j.status.status) ? null : liveText(j.status),
               ),
             ),
           ),
@@ -103,6 +103,12 @@ function progressView(run, names) {
       }),
     ),
   );
+}
+
+// What a job on its agent is doing now: its stage and how far it is.
+function liveText(status) {
+  const parts = [status.stage, status.progress != null ? `${Math.round(status.progress * 100)}%` : null].filter(Boolean);
+  return parts.length ? h("span", { class: "stage muted" }, ` ${parts.join(", ")}`) : null;
 }
 
 function heading(metric) {
@@ -227,7 +233,7 @@ export function runPage(main, _query, runId) {
   stop = every(
     1500,
     async () => {
-      const run = await api(`/api/v1/runs/${enc}`);
+      const run = await api(`/api/v1/runs/${enc}?live=true`);
       update(
         head,
         h(
