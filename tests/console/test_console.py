@@ -150,15 +150,21 @@ async def test_from_yaml_to_a_run_over_two_agents_and_its_comparison(
     assert page.errors == []
 
 
-async def test_a_job_followed_live_and_cancelled_from_its_page(
-    console: Console, page: Watched
-) -> None:
-    p = page.page
+async def slow_experiment(console: Console) -> str:
+    """An experiment whose jobs on the fake agent run until they are cancelled."""
     experiment_id = f"slow-{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(base_url=console.api.url, timeout=30) as http:
         body = {"experiment_spec": {"id": experiment_id, "name": "slow", "model": "none",
                 "task": {"name": "m", "type": "compute_benchmark"}}}  # fmt: skip
         assert (await http.post("/api/v1/experiments/", json=body)).status_code == 200
+    return experiment_id
+
+
+async def test_a_job_followed_live_and_cancelled_from_its_page(
+    console: Console, page: Watched
+) -> None:
+    p = page.page
+    experiment_id = await slow_experiment(console)
     await p.goto(console.url + f"#/experiments/{experiment_id}")
     await p.get_by_label("Agent", exact=True).select_option(console.fake_id)
     await p.get_by_role("button", name="Start job").click()
@@ -184,12 +190,8 @@ async def test_a_runs_page_shows_what_each_job_is_doing_and_cancels_the_run(
     console: Console, page: Watched
 ) -> None:
     p = page.page
-    experiment_id = f"slow-run-{uuid.uuid4().hex[:8]}"
+    run = {"experiment_id": await slow_experiment(console), "agents": [console.fake_id]}
     async with httpx.AsyncClient(base_url=console.api.url, timeout=30) as http:
-        body = {"experiment_spec": {"id": experiment_id, "name": "slow", "model": "none",
-                "task": {"name": "m", "type": "compute_benchmark"}}}  # fmt: skip
-        assert (await http.post("/api/v1/experiments/", json=body)).status_code == 200
-        run = {"experiment_id": experiment_id, "agents": [console.fake_id]}
         started = await http.post("/api/v1/runs", json=run)
     assert started.status_code == 201, started.text
     await p.goto(console.url + f"#/runs/{started.json()['run_id']}")
