@@ -84,7 +84,8 @@ class AgentManager:
 
     async def _reregister(self, agent: RegisteredAgentInfo) -> RegisteredAgentInfo:
         """The agent registers again (restarted, moved): its URL and info are updated, its
-        registration time and job history kept."""
+        registration time and job history kept. It may be another build: its trust to report
+        job ends (`notifies`) is earned again, at its next announced end."""
         try:
             known = await self._storage.get_agent(agent.agent_id)
             await self._storage.update_agent(agent)

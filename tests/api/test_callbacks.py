@@ -212,3 +212,30 @@ async def test_between_polls_a_run_shows_what_its_agent_is_doing_now(
     # The record: the job as sent, for its workflow had not polled the agent.
     assert stored["status"]["status"] == "assigned" and stored["status"]["stage"] is None
     assert ended["jobs"][0]["status"]["status"] == "completed"
+
+
+async def test_an_agent_that_registers_again_earns_its_trust_again(
+    stack: Stack, agent: FakeAgent
+) -> None:
+    async with callback_api(stack, polling=SLOW_POLL) as http:
+        agent_id = await register(http, agent.url)
+        experiment_id = await create_experiment(http)
+
+        async def announced_job() -> None:
+            job = await create_job(http, experiment_id, agent_id)
+            await wait_job(http, job.job_id, *RUNNING)
+            await agent.finish(job.job_id)
+            await wait_job(http, job.job_id, JobStatusEnum.COMPLETED, timeout=10)
+
+        async def trusted() -> bool:
+            info = (await http.get(f"/api/v1/agents/{agent_id}/info")).json()["agent"]
+            return bool(info["notifies"])
+
+        assert not await trusted()
+        await announced_job()
+        await wait_until(trusted, 10, what="the agent trusted after an announced end")
+        # Restarted, perhaps as another build: until it announces an end, polls are as usual.
+        assert await register(http, agent.url) == agent_id
+        assert not await trusted()
+        await announced_job()
+        await wait_until(trusted, 10, what="the agent trusted again")
